@@ -1,0 +1,35 @@
+# tor-agent: developer entry points. Everything runs on a Debian 12 machine as root.
+PY      ?= /usr/bin/python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+APT_PKGS := frr frr-pythontools openvswitch-switch python3-openvswitch python3-pyroute2 python3-click \
+            python3-jinja2 python3-yaml python3-venv python3-pip iproute2 iputils-ping nftables ethtool procps
+
+.PHONY: deps venv lint test unit demo down clean
+
+# Install Debian packages (only those missing) and the project's venv. Idempotent.
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(MAKE) --no-print-directory venv
+
+# Debian's python3 with its system packages visible: the code runs on Debian 12's library versions.
+venv: $(BIN)/tor-agent
+$(BIN)/tor-agent: pyproject.toml
+	$(PY) -m venv --system-site-packages $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+lint: venv
+	$(BIN)/ruff check tor_agent tests labs bench
+	$(BIN)/ruff format --check tor_agent tests
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test: deps lint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q tests

@@ -1,0 +1,1 @@
+"""Desired state derived from a validated intent: pure functions, no I/O."""
