@@ -33,3 +33,6 @@ unit: venv
 
 test: deps lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q tests
+
+# The namespace lab (labs/lab) and the demo fabric.
+-include labs/lab.mk
