@@ -32,7 +32,7 @@ def wait_until(
         try:
             value = predicate()
         except Exception as e:  # a daemon not up yet raises; keep polling until the deadline
-            value, last = None, e  # type: ignore[assignment]
+            value, last = None, e
         else:
             if value:
                 return value

@@ -1,0 +1,30 @@
+"""Allowed ranges, taken from FRR 8.4, Open vSwitch 3.1 and Linux, in one place for code and docs."""
+
+IFNAME_MAX = 15  # Linux IFNAMSIZ - 1
+MTU = (68, 65535)
+OSPF_AREA = (0, 4294967295)
+OSPF_MAXIMUM_PATHS = (1, 64)  # Debian's FRR is built with MULTIPATH_NUM 64
+OSPF_REFERENCE_BANDWIDTH_MBPS = (1, 4294967)
+OSPF_INTERVAL_S = (1, 65535)  # hello-interval and dead-interval
+OSPF_COST = (1, 65535)
+OSPF_KEY_ID = (1, 255)
+OSPF_MD5_KEY_LEN = (1, 16)
+BFD_INTERVAL_MS = (10, 60000)
+BFD_MULTIPLIER = (2, 255)
+GRE_KEY = (0, 2**32 - 1)
+TCP_PORT = (1, 65535)
+OPENFLOW_PORT = 6653
+# OVS floors the inactivity probe at 5 s; 0 disables it.
+INACTIVITY_PROBE_MS = (5000, 3600000)
+MAX_BACKOFF_MS = (1000, 3600000)
+OPENFLOW_VERSIONS = ("OpenFlow10", "OpenFlow11", "OpenFlow12", "OpenFlow13", "OpenFlow14", "OpenFlow15")
+
+# Bytes a GRE-encapsulated tenant frame adds to the tenant's IP MTU on an uplink:
+# outer IPv4 header 20 + GRE header 4 (+ 4 with a key) + the tenant's Ethernet header 14.
+GRE_OVERHEAD = 20 + 4 + 14
+GRE_KEY_OVERHEAD = 4
+
+
+def gre_overhead(keyed: bool) -> int:
+    """Encapsulation overhead of one tenant frame in bytes."""
+    return GRE_OVERHEAD + (GRE_KEY_OVERHEAD if keyed else 0)
