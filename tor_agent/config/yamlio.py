@@ -38,6 +38,7 @@ def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         what = e.problem or e.context or "invalid YAML"
-        return None, [Problem(where, f"{what} (the file must be valid YAML)")]
+        hint = "" if isinstance(e, _DuplicateKey) else " (the file must be valid YAML)"
+        return None, [Problem(where, f"{what}{hint}")]
     except yaml.YAMLError as e:
         return None, [Problem("", f"invalid YAML: {e}")]

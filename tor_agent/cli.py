@@ -1,0 +1,149 @@
+"""The `tor-agent` command line, for the switch shell.
+
+Exit codes: 0 ok, 1 runtime failure (a daemon or the switch did not do what was asked),
+2 invalid input (intent file or arguments). Errors never print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from tor_agent import __version__
+from tor_agent.config import load
+from tor_agent.config.schema import Intent
+from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, ConfigError, TorAgentError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG = click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+
+
+def reports_errors(func: F) -> F:
+    """Turn tor-agent's typed errors into a message on stderr and the documented exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TorAgentError as e:
+            click.echo(f"tor-agent: {e}" if not isinstance(e, ConfigError) else str(e), err=True)
+            sys.exit(e.exit_code)
+        except OSError as e:
+            click.echo(f"tor-agent: {e}", err=True)
+            sys.exit(EXIT_RUNTIME)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 ok, 1 runtime failure, 2 invalid input (intent file or arguments).",
+)
+@click.version_option(__version__, "--version", prog_name="tor-agent", message="%(prog)s %(version)s")
+def main() -> None:
+    """tor-agent: renders and applies a ToR switch's OSPF/ECMP underlay (FRR) and keeps its
+    Open vSwitch GRE overlay and OpenFlow controller connections healthy, from one intent file.
+
+    \b
+    Example:
+      tor-agent check /etc/tor-agent/agent.yaml
+    """
+
+
+@main.command()
+@CONFIG
+@JSON
+@reports_errors
+def check(config: Path, as_json: bool) -> None:
+    """Validate the intent file CONFIG and report every problem at once. Changes nothing.
+
+    \b
+    Example:
+      tor-agent check /etc/tor-agent/agent.yaml
+      tor-agent check --json leaf1.yaml | jq .errors
+    """
+    try:
+        intent = load(config)
+    except ConfigError as e:
+        if not as_json:
+            raise
+        _print_json({"ok": False, "file": str(config), "errors": [vars(p) for p in e.problems]})
+        sys.exit(EXIT_INVALID)
+    if as_json:
+        _print_json({"ok": True, "file": str(config), **_summary(intent)})
+    else:
+        s = _summary(intent)
+        click.echo(f"{config}: ok ({s['role']} {s['hostname']}, {s['uplinks']} uplinks)")
+
+
+@main.command()
+@CONFIG
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the FRR configuration to this file (atomically) instead of standard output.",
+)
+@reports_errors
+def render(config: Path, output: Path | None) -> None:
+    """Render the FRR configuration (frr.conf) for the intent file CONFIG. Changes nothing in FRR.
+
+    \b
+    Example:
+      tor-agent render /etc/tor-agent/agent.yaml
+      tor-agent render /etc/tor-agent/agent.yaml --output /etc/frr/frr.conf
+    """
+    from tor_agent.render.frr import render_frr
+
+    text = render_frr(load(config))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomically(output, text)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so readers see the old or the new file, never half of one.
+
+    An existing file keeps its mode and owner (frr.conf belongs to frr:frr).
+    """
+    old = path.stat() if path.exists() else None
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        if old is not None:
+            os.chmod(tmp, old.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.chown(tmp, old.st_uid, old.st_gid)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _summary(intent: Intent) -> dict[str, Any]:
+    return {
+        "hostname": intent.node.hostname,
+        "role": intent.node.role,
+        "router_id": str(intent.node.router_id),
+        "uplinks": len(intent.underlay.uplinks),
+        "tunnel_peers": [str(p) for p in intent.overlay.tunnels.peers] if intent.overlay else [],
+        "controllers": [str(t) for t in intent.controllers.targets] if intent.controllers else [],
+    }
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
