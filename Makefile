@@ -5,7 +5,9 @@ BIN     := $(VENV)/bin
 APT_PKGS := frr frr-pythontools openvswitch-switch python3-openvswitch python3-pyroute2 python3-click \
             python3-jinja2 python3-yaml python3-venv python3-pip iproute2 iputils-ping nftables ethtool procps
 
-.PHONY: deps venv lint test unit demo down clean
+VENV_PYPI := .venv-pypi
+
+.PHONY: deps venv lint test unit unit-pypi clean
 
 # Install Debian packages (only those missing) and the project's venv. Idempotent.
 deps:
@@ -31,8 +33,20 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-test: deps lint
+# The same unit tests against the newest PyPI releases of every dependency.
+unit-pypi: $(VENV_PYPI)/bin/tor-agent
+	$(VENV_PYPI)/bin/pytest -q tests/unit
+$(VENV_PYPI)/bin/tor-agent: pyproject.toml
+	$(PY) -m venv $(VENV_PYPI)
+	$(VENV_PYPI)/bin/pip install -q --upgrade -e '.[dev]'
+	@touch $@
+
+# The whole suite: lint, unit tests on PyPI's versions, then unit + lab tests on Debian 12's (as root).
+test: deps lint unit-pypi
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q tests
+
+clean:
+	rm -rf $(VENV) $(VENV_PYPI) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
 # The namespace lab (labs/lab) and the demo fabric.
 -include labs/lab.mk
