@@ -1,66 +1,22 @@
-"""The `tor-agent` command line, for the switch shell.
-
-Exit codes: 0 ok, 1 runtime failure (a daemon or the switch did not do what was asked),
-2 invalid input (intent file or arguments). Errors never print a traceback.
-"""
+"""`tor-agent check` and `tor-agent render`: read-only commands on the intent file."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from tor_agent import __version__
+from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
-from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, ConfigError, TorAgentError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-CONFIG = click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG")
-JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+from tor_agent.errors import EXIT_INVALID, ConfigError
 
 
-def reports_errors(func: F) -> F:
-    """Turn tor-agent's typed errors into a message on stderr and the documented exit code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TorAgentError as e:
-            click.echo(f"tor-agent: {e}" if not isinstance(e, ConfigError) else str(e), err=True)
-            sys.exit(e.exit_code)
-        except OSError as e:
-            click.echo(f"tor-agent: {e}", err=True)
-            sys.exit(EXIT_RUNTIME)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@click.group(
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 ok, 1 runtime failure, 2 invalid input (intent file or arguments).",
-)
-@click.version_option(__version__, "--version", prog_name="tor-agent", message="%(prog)s %(version)s")
-def main() -> None:
-    """tor-agent: renders and applies a ToR switch's OSPF/ECMP underlay (FRR) and keeps its
-    Open vSwitch GRE overlay and OpenFlow controller connections healthy, from one intent file.
-
-    \b
-    Example:
-      tor-agent check /etc/tor-agent/agent.yaml
-    """
-
-
-@main.command()
+@click.command()
 @CONFIG
 @JSON
 @reports_errors
@@ -77,16 +33,16 @@ def check(config: Path, as_json: bool) -> None:
     except ConfigError as e:
         if not as_json:
             raise
-        _print_json({"ok": False, "file": str(config), "errors": [vars(p) for p in e.problems]})
+        print_json({"ok": False, "file": str(config), "errors": [vars(p) for p in e.problems]})
         sys.exit(EXIT_INVALID)
     if as_json:
-        _print_json({"ok": True, "file": str(config), **_summary(intent)})
+        print_json({"ok": True, "file": str(config), **_summary(intent)})
     else:
         s = _summary(intent)
         click.echo(f"{config}: ok ({s['role']} {s['hostname']}, {s['uplinks']} uplinks)")
 
 
-@main.command()
+@click.command()
 @CONFIG
 @click.option(
     "--output",
@@ -143,7 +99,3 @@ def _summary(intent: Intent) -> dict[str, Any]:
         "tunnel_peers": [str(p) for p in intent.overlay.tunnels.peers] if intent.overlay else [],
         "controllers": [str(t) for t in intent.controllers.targets] if intent.controllers else [],
     }
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
