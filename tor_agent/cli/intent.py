@@ -14,6 +14,7 @@ from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, ConfigError
+from tor_agent.render import render_frr
 
 
 @click.command()
@@ -59,8 +60,6 @@ def render(config: Path, output: Path | None) -> None:
       tor-agent render /etc/tor-agent/agent.yaml
       tor-agent render /etc/tor-agent/agent.yaml --output /etc/frr/frr.conf
     """
-    from tor_agent.render.frr import render_frr
-
     text = render_frr(load(config))
     if output is None:
         click.echo(text, nl=False)

@@ -3,7 +3,7 @@
 IFNAME_MAX = 15  # Linux IFNAMSIZ - 1
 MTU = (68, 65535)
 OSPF_AREA = (0, 4294967295)
-OSPF_MAXIMUM_PATHS = (1, 64)  # Debian's FRR is built with MULTIPATH_NUM 64
+OSPF_MAXIMUM_PATHS = (1, 256)  # Debian builds FRR with --enable-multipath=256 (also its default)
 OSPF_REFERENCE_BANDWIDTH_MBPS = (1, 4294967)
 OSPF_INTERVAL_S = (1, 65535)  # hello-interval and dead-interval
 OSPF_COST = (1, 65535)
