@@ -1,0 +1,83 @@
+"""The holder: the first process of a node, owning its mount and UTS namespaces for the node's lifetime.
+
+Started by the realiser as `ip netns exec <ns> unshare --mount --uts --propagation private -- labs/lab
+_hold ...`. It gives the node a private file tree like a container's: /etc is an overlay over the host's
+(so the node may create /etc/tor-agent without touching the host), /etc/frr, /etc/openvswitch,
+/etc/tor-agent, /var/log and /var/lib/openvswitch are bind mounts of fresh per-node directories, /run is
+a tmpfs; then the topology's binds; then the hostname. It prints `ready` and waits to be killed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+PRIVATE_DIRS = ("/etc/frr", "/etc/openvswitch", "/etc/tor-agent", "/var/log", "/var/lib/openvswitch")
+OVERLAID = "/etc"
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def mount(source: str, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None) -> None:
+    """mount(2); raises OSError naming source and target."""
+    enc = [s.encode() if s is not None else None for s in (source, target, fstype, data)]
+    if _libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+
+
+def bind(source: Path, target: str, read_only: bool = False) -> None:
+    """Bind `source` onto `target`, creating the target (a file or a directory, like the source)."""
+    dest = Path(target)
+    if not dest.exists():
+        if not dest.resolve().is_relative_to(OVERLAID) and not any(
+            dest.resolve().is_relative_to(d) for d in PRIVATE_DIRS
+        ):
+            raise OSError(f"bind target {target} does not exist and is outside the node's private tree")
+        if source.is_dir():
+            dest.mkdir(parents=True)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.touch()
+    mount(str(source), target, flags=MS_BIND)
+    if read_only:
+        mount("none", target, flags=MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def private_tree(node_dir: Path) -> None:
+    """Overlay /etc, bind the private directories, tmpfs on /run."""
+    upper, work = node_dir / "etc.upper", node_dir / "etc.work"
+    for d in (upper, work):
+        d.mkdir(parents=True, exist_ok=True)
+    mount("overlay", OVERLAID, "overlay", 0, f"lowerdir={OVERLAID},upperdir={upper},workdir={work}")
+    for target in PRIVATE_DIRS:
+        source = node_dir / target.lstrip("/")
+        source.mkdir(parents=True, exist_ok=True)
+        bind(source, target)
+    mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
+
+
+def main(argv: list[str]) -> int:
+    """argv: NODE_DIR HOSTNAME [SOURCE TARGET ro|rw]..."""
+    node_dir, hostname, rest = Path(argv[0]), argv[1], argv[2:]
+    try:
+        private_tree(node_dir)
+        for i in range(0, len(rest), 3):
+            bind(Path(rest[i]), rest[i + 1], read_only=rest[i + 2] == "ro")
+        socket.sethostname(hostname)
+        Path("/etc/hostname").write_text(hostname + "\n")
+    except OSError as e:
+        print(f"error: {hostname}: {e}", flush=True)
+        return 1
+    print("ready", flush=True)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # the realiser stops reading after `ready`
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()

@@ -1,0 +1,320 @@
+"""Build a lab from a topology out of Linux namespaces, and tear it down again.
+
+Each node: a network namespace `clab-<lab>-<node>` and a holder process owning the node's mount and UTS
+namespaces (see hold.py); links are veth pairs created directly inside the namespaces; the management
+network is a bridge in the lab-owned namespace `clab-<lab>-_mgmt`. Nothing is created in the host's own
+network namespace. The state file is written before anything is created, so `down` always finds it all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nslab import procs, state
+from nslab.state import LABS, State
+from nslab.topology import Node, Topology
+
+REPO = LABS.parent
+NODE_START = LABS / "containerlab" / "node-start"
+LAB_CLI = LABS / "lab"
+PYTHON = "/usr/bin/python3"
+CONTROLLER_VENV = REPO / ".venv-controller"
+HOLDER_TIMEOUT_S = 10.0
+NODE_START_TIMEOUT_S = 60.0
+STOP_GRACE_S = 1.5
+REQUIRED_COMMANDS = ("ip", "unshare", "nsenter", "ethtool", "nft", "vtysh", "ovsdb-server", "ovs-vswitchd")
+REQUIRED_FILES = ("/usr/lib/frr/frrinit.sh", "/usr/lib/frr/zebra", "/usr/lib/frr/ospfd", "/usr/lib/frr/bfdd")
+
+
+class LabError(Exception):
+    """The lab could not be brought up or taken down; the message says where and why."""
+
+
+@dataclass
+class Timings:
+    """Seconds spent in each phase of `up`."""
+
+    links: float = 0.0
+    holders: float = 0.0
+    nodes: float = 0.0
+    execs: float = 0.0
+    converged: float = 0.0
+    total: float = 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.total:.2f}s (namespaces+links {self.links:.2f}s, holders {self.holders:.2f}s, "
+            f"node start {self.nodes:.2f}s, exec {self.execs:.2f}s, underlay converged {self.converged:.2f}s)"
+        )
+
+
+def missing_prerequisites() -> list[str]:
+    """What this machine lacks to run a lab (root, commands, FRR, OVS); empty when all is there."""
+    missing = [] if os.geteuid() == 0 else ["root (namespaces and mounts need it)"]
+    missing += [f"command {c}" for c in REQUIRED_COMMANDS if shutil.which(c) is None]
+    missing += [f"file {f}" for f in REQUIRED_FILES if not Path(f).exists()]
+    return missing
+
+
+def tools_env(topo: Topology) -> dict[str, str]:
+    """Environment every node gets: where tor-agent, os-ken's python and tor_agent.wait are."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    if topo.by_role("spine") or topo.by_role("leaf"):
+        wanted = os.environ.get("TOR_AGENT") or "tor-agent"
+        found = shutil.which(wanted)
+        if found is None:
+            raise LabError(f"{wanted} not found: put .venv/bin on PATH (`make venv`) or set TOR_AGENT")
+        env["TOR_AGENT"] = os.path.abspath(found)
+    if topo.by_role("controller"):
+        python = os.environ.get("OSKEN_PYTHON") or str(CONTROLLER_VENV / "bin" / "python3")
+        if not Path(python).exists():
+            raise LabError(f"{python} not found: run `make controller-venv` (os-ken in its own venv)")
+        env["OSKEN_PYTHON"] = python
+    return env
+
+
+def env_key(label: str) -> str:
+    """A label as containerlab exposes it in the environment: CLAB_LABEL_<UPPER_SNAKE>."""
+    return "CLAB_LABEL_" + "".join(c if c.isalnum() else "_" for c in label.upper())
+
+
+def node_env(topo: Topology, node: Node, tools: dict[str, str]) -> dict[str, str]:
+    """The environment of processes in `node`, as containerlab would set it for the container."""
+    labels = {
+        "containerlab": topo.name,
+        "clab-node-name": node.name,
+        "clab-node-kind": node.kind,
+        "clab-node-group": node.group,
+        "clab-node-lab-dir": str(state.node_dir(topo.name, node.name)),
+        "clab-topo-file": str(topo.path),
+        **node.labels,
+    }
+    env = dict(os.environ)
+    env.update({env_key(k): v for k, v in labels.items()})
+    env["CLAB_INTFS"] = str(len(topo.links_of(node.name)))
+    env.update(node.env)
+    env.update(tools)
+    return env
+
+
+# --- up ------------------------------------------------------------------------------------------------
+
+
+def is_up(topo: Topology) -> bool:
+    """True when every node of the lab has a live holder."""
+    st = state.load(topo.name)
+    return bool(st) and set(st.holders) == set(topo.nodes) and all(procs.alive(p) for p in st.holders.values())
+
+
+def up(topo: Topology, wait: Callable[[Topology, State], None] | None = None) -> Timings | None:
+    """Create the lab (after cleaning any remains); None when it is already up. `wait` awaits convergence."""
+    if is_up(topo):
+        return None
+    missing = missing_prerequisites()
+    if missing:
+        raise LabError("this machine lacks: " + ", ".join(missing))
+    tools = tools_env(topo)
+    down(topo)
+    t = Timings()
+    start = time.monotonic()
+    st = State(topo.name, str(topo.path), netns=[topo.mgmt_netns, *(topo.netns(n) for n in topo.nodes)])
+    st.save()
+    create_namespaces(topo)
+    create_links(topo)
+    t.links = time.monotonic() - start
+    start_holders(topo, st, tools)
+    t.holders = time.monotonic() - start - t.links
+    start_nodes(topo, st, tools)
+    t.nodes = time.monotonic() - start - t.links - t.holders
+    run_execs(topo, st, tools)
+    t.execs = time.monotonic() - start - t.links - t.holders - t.nodes
+    if wait is not None:
+        wait(topo, st)
+    t.total = time.monotonic() - start
+    t.converged = t.total - t.links - t.holders - t.nodes - t.execs if wait else 0.0
+    return t
+
+
+def create_namespaces(topo: Topology) -> None:
+    """One network namespace per node plus the management one, each with lo up."""
+    for ns in [topo.mgmt_netns, *(topo.netns(n) for n in topo.nodes)]:
+        procs.run(["ip", "netns", "add", ns], timeout=10)
+        procs.ip_batch(ns, ["link set lo up"])
+
+
+def _veth(name: str, mac: str | None, mtu: int) -> str:
+    return f"{name} mtu {mtu}" + (f" address {mac}" if mac else "")
+
+
+def create_links(topo: Topology) -> None:
+    """veth pairs made inside the namespaces (never in the host's), then everything set up."""
+    mgmt, mtu = topo.mgmt_netns, topo.mgmt_mtu
+    lines = [f"link add br0 mtu {mtu} type bridge", "link set br0 up"]
+    for i, name in enumerate(topo.nodes):
+        lines += [
+            f"link add mg{i} mtu {mtu} type veth peer name eth0 netns {topo.netns(name)} mtu {mtu}",
+            f"link set mg{i} master br0",
+            f"link set mg{i} up",
+        ]
+    procs.ip_batch(mgmt, lines)
+    adds: dict[str, list[str]] = {}
+    for link in topo.links:
+        a, b = link.a, link.b
+        adds.setdefault(topo.netns(a.node), []).append(
+            f"link add {_veth(a.iface, a.mac, link.mtu)} type veth peer name {_veth(b.iface, b.mac, link.mtu)}"
+            f" netns {topo.netns(b.node)}"
+        )
+    for ns, ns_lines in adds.items():
+        procs.ip_batch(ns, ns_lines)
+    prefix = topo.mgmt_subnet.prefixlen
+    for node in topo.nodes.values():
+        ups = [f"address add {node.mgmt_ipv4}/{prefix} dev eth0", "link set eth0 up"]
+        ups += [f"link set {local.iface} up" for local, _, _ in topo.links_of(node.name)]
+        procs.ip_batch(topo.netns(node.name), ups)
+
+
+def start_holders(topo: Topology, st: State, tools: dict[str, str]) -> None:
+    """Start every node's holder and wait until each has its private tree and hostname."""
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    for node in topo.nodes.values():
+        ndir = state.node_dir(topo.name, node.name)
+        ndir.mkdir(parents=True, exist_ok=True)
+        binds = [x for b in node.binds for x in (str(b.source), b.target, "ro" if b.read_only else "rw")]
+        unshare = ["unshare", "--mount", "--uts", "--propagation", "private", "--"]
+        holder = [PYTHON, str(LAB_CLI), "_hold", str(ndir), node.name, *binds]
+        argv = ["ip", "netns", "exec", topo.netns(node.name), *unshare, *holder]
+        with open(ndir / "holder.log", "wb") as log:
+            started[node.name] = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                env=node_env(topo, node, tools), start_new_session=True,
+            )  # fmt: skip
+        st.holders[node.name] = started[node.name].pid
+    st.save()
+    deadline = time.monotonic() + HOLDER_TIMEOUT_S
+    for name, proc in started.items():
+        line = _read_line(proc, deadline)
+        assert proc.stdout is not None
+        proc.stdout.close()
+        if line != "ready":
+            raise LabError(f"node {name}: holder failed: {line or 'no answer'}")
+
+
+def _read_line(proc: subprocess.Popen[bytes], deadline: float) -> str:
+    """One line from the holder's stdout, or '' at the deadline or EOF."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+    return proc.stdout.readline().decode().strip() if ready else ""
+
+
+def start_nodes(topo: Topology, st: State, tools: dict[str, str]) -> None:
+    """Run node-start in every node at once; fail naming each node whose start failed."""
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    for node in topo.nodes.values():
+        log_path = state.node_dir(topo.name, node.name) / "node-start.log"
+        with open(log_path, "wb") as log:
+            running[node.name] = subprocess.Popen(
+                [*procs.enter(st.holders[node.name]), PYTHON, str(NODE_START), "start"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=node_env(topo, node, tools), start_new_session=True,
+            )  # fmt: skip
+    deadline = time.monotonic() + NODE_START_TIMEOUT_S
+    failed = []
+    for name, proc in running.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.returncode != 0:
+            log = (state.node_dir(topo.name, name) / "node-start.log").read_text().strip().splitlines()
+            failed.append(f"node {name}: node-start exited {proc.returncode}: {' | '.join(log[-3:])}")
+    if failed:
+        raise LabError("\n".join(failed))
+
+
+def run_execs(topo: Topology, st: State, tools: dict[str, str]) -> None:
+    """The topology's `exec` lines, in each node, after its links exist and its daemons started."""
+    for node in topo.nodes.values():
+        for line in node.exec:
+            argv = procs.enter(st.holders[node.name]) + shlex.split(line)
+            try:
+                procs.run(argv, env=node_env(topo, node, tools))
+            except procs.CommandError as e:
+                raise LabError(f"node {node.name}: exec {line!r} failed: {e.output.strip()}") from e
+
+
+# --- exec ----------------------------------------------------------------------------------------------
+
+
+def exec_argv(topo: Topology, node: str, command: list[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment running `command` inside `node` of a running lab."""
+    st = state.load(topo.name)
+    if node not in topo.nodes:
+        raise LabError(f"no node {node!r} in {topo.path.name} (nodes: {', '.join(topo.nodes)})")
+    if st is None or not procs.alive(st.holders.get(node, 0)):
+        raise LabError(f"lab {topo.name} is not up (labs/lab up {topo.path})")
+    env = node_env(topo, topo.nodes[node], tools_env(topo))
+    return procs.enter(st.holders[node]) + (command or ["/bin/bash", "-i"]), env
+
+
+# --- down ----------------------------------------------------------------------------------------------
+
+
+def lab_namespaces(lab: str, nodes: list[str], st: State | None) -> list[str]:
+    """The lab's existing namespaces: recorded in the state file, or named after the topology's nodes."""
+    names = set(st.netns if st else []) | {f"clab-{lab}-{n}" for n in [*nodes, "_mgmt"]}
+    existing = set(procs.netns_list())
+    return sorted(names & existing)
+
+
+def lab_pids(namespaces: list[str], st: State | None) -> set[int]:
+    """Every live process of the lab: its holders, and anything inside its network namespaces."""
+    inodes = set()
+    for ns in namespaces:
+        with contextlib.suppress(OSError):
+            inodes.add(os.stat(f"/run/netns/{ns}").st_ino)
+    pids = set(st.holders.values()) if st else set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino in inodes:
+                    pids.add(int(entry.name))
+            except OSError:
+                pass
+    return {p for p in pids if procs.alive(p)}
+
+
+def down(topo: Topology | str) -> int:
+    """Stop every process of the lab (SIGTERM, then SIGKILL), delete its namespaces and state.
+    Accepts the topology, or just the lab name when the file no longer parses; returns processes stopped."""
+    from tor_agent.wait import WaitTimeout, wait_until
+
+    lab, nodes = (topo, []) if isinstance(topo, str) else (topo.name, list(topo.nodes))
+    st = state.load(lab)
+    namespaces = lab_namespaces(lab, nodes, st)
+    pids = lab_pids(namespaces, st)
+    procs.signal_all(pids, procs.TERM)
+    try:
+        wait_until(lambda: not lab_pids(namespaces, st), STOP_GRACE_S, 0.02, "lab processes to exit")
+    except WaitTimeout:
+
+        def killed() -> bool:
+            left = lab_pids(namespaces, st)
+            procs.signal_all(left, procs.KILL)
+            return not left
+
+        wait_until(killed, 5.0, 0.02, "lab processes to die after SIGKILL")
+    for ns in namespaces:
+        procs.run(["ip", "netns", "delete", ns], timeout=10)
+    if not os.environ.get("LAB_KEEP_STATE"):
+        state.remove(lab)
+    return len(pids)
