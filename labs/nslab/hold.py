@@ -10,6 +10,7 @@ a tmpfs; then the topology's binds; then the hostname. It prints `ready` and wai
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
+MNT_DETACH = 0x2
 PRIVATE_DIRS = ("/etc/frr", "/etc/openvswitch", "/etc/tor-agent", "/var/log", "/var/lib/openvswitch")
 OVERLAID = "/etc"
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -50,6 +52,16 @@ def bind(source: Path, target: str, read_only: bool = False) -> None:
         mount("none", target, flags=MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
+def detach_under(root: str) -> None:
+    """Lazily unmount every mount below `root` (deepest first). The copies of the host's /run/netns
+    mounts would otherwise keep every namespace that existed at `up` (anyone's) alive until `down`."""
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(root + "/")), key=len, reverse=True):
+        if _libc.umount2(point.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+            err = ctypes.get_errno()
+            raise OSError(err, f"umount {point}: {os.strerror(err)}")
+
+
 def private_tree(node_dir: Path) -> None:
     """Overlay /etc, bind the private directories, tmpfs on /run."""
     upper, work = node_dir / "etc.upper", node_dir / "etc.work"
@@ -60,6 +72,7 @@ def private_tree(node_dir: Path) -> None:
         source = node_dir / target.lstrip("/")
         source.mkdir(parents=True, exist_ok=True)
         bind(source, target)
+    detach_under("/run")
     mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
 
 

@@ -34,6 +34,7 @@ class NodeStatus:
     ecmp: dict[str, list[int]] = field(default_factory=dict)  # remote leaf -> [width, expected]
     ovs: bool | None = None  # ovs-vswitchd answers
     controller: bool | None = None  # listening on the OpenFlow port
+    addresses: list[str] = field(default_factory=list)  # hosts: IPv4 addresses on data interfaces
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -95,6 +96,26 @@ def leaf_loopbacks(topo: Topology) -> dict[str, str]:
         if intent is not None:
             found[leaf.name] = str(loopback(intent).network)
     return found
+
+
+def bfd_wanted(topo: Topology, node: str) -> bool:
+    """True when the switch's intent enables BFD for OSPF."""
+    intent = topo.nodes[node].intent_file()
+    if intent is None:
+        return False
+    ospf = yaml.safe_load(intent.read_text())["underlay"]["ospf"] or {}
+    return "bfd" in ospf and bool((ospf["bfd"] or {}).get("enabled", True))
+
+
+def data_addresses(netns: str) -> list[str]:
+    """IPv4 addresses on the node's data interfaces (not lo, not the management eth0)."""
+    links = json.loads(procs.run(["ip", "-n", netns, "-j", "-4", "address", "show"], timeout=5) or "[]")
+    return [
+        f"{a['local']}/{a['prefixlen']} {link['ifname']}"
+        for link in links
+        if link["ifname"] not in ("lo", "eth0")
+        for a in link.get("addr_info", [])
+    ]
 
 
 def ospf_route_widths(netns: str) -> dict[str, int]:
@@ -176,8 +197,12 @@ def _check_role(topo: Topology, role: str, holder: int, ns: NodeStatus, deep: bo
         ns.bfd_up = bfd_up(holder)
         if ns.ospf_full != ns.ospf_expected:
             ns.problems.append(f"OSPF Full {ns.ospf_full}/{ns.ospf_expected}")
+        if bfd_wanted(topo, ns.name) and ns.bfd_up != ns.ospf_expected:
+            ns.problems.append(f"BFD up {ns.bfd_up}/{ns.ospf_expected}")
     if role == "leaf" and deep:
         ns.ovs = ovs_up(holder)
+    if role == "host":
+        ns.addresses = data_addresses(ns.netns)
     if role == "controller":
         ns.controller = listening(holder, OPENFLOW_PORT)
         if not ns.controller:
@@ -226,6 +251,8 @@ def node_detail(n: NodeStatus) -> str:
         parts.append(f"OSPF Full {n.ospf_full}/{n.ospf_expected}, BFD up {n.bfd_up}")
     if n.ovs is not None:
         parts.append(f"OVS {_mark(n.ovs)}")
+    if n.addresses:
+        parts.append("tenant " + ", ".join(n.addresses))
     if n.controller is not None:
         parts.append(f"OpenFlow :{OPENFLOW_PORT} {'listening' if n.controller else 'NOT listening'}")
     if n.problems:
