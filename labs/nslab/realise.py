@@ -65,18 +65,20 @@ def missing_prerequisites() -> list[str]:
     return missing
 
 
-def tools_env(topo: Topology) -> dict[str, str]:
-    """Environment every node gets: where tor-agent, os-ken's python and tor_agent.wait are."""
+def tools_env(topo: Topology, strict: bool = True) -> dict[str, str]:
+    """Environment every node gets: where tor-agent, os-ken's python and tor_agent.wait are.
+    Not `strict` (for exec): leave out what is not found instead of failing."""
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     if topo.by_role("spine") or topo.by_role("leaf"):
         wanted = os.environ.get("TOR_AGENT") or "tor-agent"
         found = shutil.which(wanted)
-        if found is None:
+        if found is None and strict:
             raise LabError(f"{wanted} not found: put .venv/bin on PATH (`make venv`) or set TOR_AGENT")
-        env["TOR_AGENT"] = os.path.abspath(found)
+        if found is not None:
+            env["TOR_AGENT"] = os.path.abspath(found)
     if topo.by_role("controller"):
         python = os.environ.get("OSKEN_PYTHON") or str(CONTROLLER_VENV / "bin" / "python3")
-        if not Path(python).exists():
+        if not Path(python).exists() and strict:
             raise LabError(f"{python} not found: run `make controller-venv` (os-ken in its own venv)")
         env["OSKEN_PYTHON"] = python
     return env
@@ -262,7 +264,7 @@ def exec_argv(topo: Topology, node: str, command: list[str]) -> tuple[list[str],
         raise LabError(f"no node {node!r} in {topo.path.name} (nodes: {', '.join(topo.nodes)})")
     if st is None or not procs.alive(st.holders.get(node, 0)):
         raise LabError(f"lab {topo.name} is not up (labs/lab up {topo.path})")
-    env = node_env(topo, topo.nodes[node], tools_env(topo))
+    env = node_env(topo, topo.nodes[node], tools_env(topo, strict=False))
     return procs.enter(st.holders[node]) + (command or ["/bin/bash", "-i"]), env
 
 
