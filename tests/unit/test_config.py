@@ -84,6 +84,8 @@ BAD = [
     ("underlay.ospf.reference_bandwidth_mbps", 0, "underlay.ospf.reference_bandwidth_mbps", "1..4294967"),
     ("underlay.ospf.hello_interval_s", 0, "underlay.ospf.hello_interval_s", "1..65535"),
     ("underlay.ospf.dead_interval_s", 65536, "underlay.ospf.dead_interval_s", "1..65535"),
+    ("underlay.ospf.lsa_throttle_ms", 5001, "underlay.ospf.lsa_throttle_ms", "0..5000"),
+    ("underlay.ospf.lsa_min_arrival_ms", -1, "underlay.ospf.lsa_min_arrival_ms", "0..600000"),
     ("underlay.ospf.bfd.rx_ms", 5, "underlay.ospf.bfd.rx_ms", "10..60000"),
     ("underlay.ospf.bfd.tx_ms", 60001, "underlay.ospf.bfd.tx_ms", "10..60000"),
     ("underlay.ospf.bfd.multiplier", 1, "underlay.ospf.bfd.multiplier", "2..255"),

@@ -44,6 +44,8 @@ class Ospf:
     dead_interval_s: int | None = None
     bfd: Bfd | None = None
     authentication: OspfAuth | None = None
+    lsa_throttle_ms: int = 5000  # FRR's defaults; 0/0 makes a cold start converge seconds sooner
+    lsa_min_arrival_ms: int = 1000
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,8 @@ def _ospf(raw: Any, base_dir: Path, r: Reader) -> Ospf | None:
         "dead_interval_s",
         "bfd",
         "authentication",
+        "lsa_throttle_ms",
+        "lsa_min_arrival_ms",
     )
     m = r.mapping(raw, p, keys)
     if m is None:
@@ -138,9 +140,11 @@ def _ospf(raw: Any, base_dir: Path, r: Reader) -> Ospf | None:
         )
     bfd = _bfd(m["bfd"], r) if "bfd" in m else None
     auth = _auth(m["authentication"], base_dir, r) if "authentication" in m else None
+    lsa_throttle = r.integer(m, p, "lsa_throttle_ms", *L.OSPF_LSA_THROTTLE_MS, default=5000)
+    lsa_min_arrival = r.integer(m, p, "lsa_min_arrival_ms", *L.OSPF_LSA_MIN_ARRIVAL_MS, default=1000)
     if len(r.problems) > n or area is None:
         return None
-    return Ospf(area, maximum_paths, ref_bw, hello, dead, bfd, auth)
+    return Ospf(area, maximum_paths, ref_bw, hello, dead, bfd, auth, lsa_throttle, lsa_min_arrival)
 
 
 def _bfd(raw: Any, r: Reader) -> Bfd | None:

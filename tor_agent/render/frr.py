@@ -29,6 +29,8 @@ FRR_MAXIMUM_PATHS = 256  # Debian configures FRR with --enable-multipath=256
 FRR_REFERENCE_BANDWIDTH_MBPS = 100000  # not 100 as the FRR docs say: a 10G link gets cost 10
 FRR_HELLO_INTERVAL_S = 10
 FRR_DEAD_INTERVAL_S = 40
+FRR_LSA_THROTTLE_MS = 5000
+FRR_LSA_MIN_ARRIVAL_MS = 1000
 FRR_BFD = Bfd(enabled=True, rx_ms=300, tx_ms=300, multiplier=3)
 
 
@@ -66,6 +68,8 @@ class InterfaceView:
 class RouterOspfView:
     router_id: str
     reference_bandwidth_mbps: int | None
+    lsa_throttle_ms: int | None
+    lsa_min_arrival_ms: int | None
     maximum_paths: int | None
 
 
@@ -123,6 +127,8 @@ def frr_view(intent: Intent) -> FrrView:
         ospf=RouterOspfView(
             router_id=str(intent.node.router_id),
             reference_bandwidth_mbps=_unless_default(ospf.reference_bandwidth_mbps, FRR_REFERENCE_BANDWIDTH_MBPS),
+            lsa_throttle_ms=_unless_default(ospf.lsa_throttle_ms, FRR_LSA_THROTTLE_MS),
+            lsa_min_arrival_ms=_unless_default(ospf.lsa_min_arrival_ms, FRR_LSA_MIN_ARRIVAL_MS),
             maximum_paths=_unless_default(ospf.maximum_paths, FRR_MAXIMUM_PATHS),
         ),
         bfd=_bfd_view(enabled_bfd) if enabled_bfd is not None else None,
