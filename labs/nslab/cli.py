@@ -5,6 +5,8 @@
   labs/lab exec FILE NODE [-- CMD ...]          run CMD (default: a shell) inside NODE
   labs/lab status FILE [--json]                 adjacencies, ECMP widths, OVS, controller
 Exit codes: 0 ok, 1 failure (or status not healthy), 2 bad topology file or arguments.
+A failed `up` leaves the lab as it is for a look (logs: labs/.state/<lab>/nodes/<node>/, and each node's
+/var/log); `down` removes it, state and logs included unless LAB_KEEP_STATE=1.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from nslab import hold, realise, status, topology
+from nslab import realise, status, topology
 
 CONVERGE_TIMEOUT_S = 30.0
 
@@ -47,7 +49,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     def wait(t: topology.Topology, _st: object) -> None:
         status.wait_converged(t, args.timeout)
 
-    timings = realise.up(topo, None if args.no_wait else wait)
+    try:
+        timings = realise.up(topo, None if args.no_wait else wait)
+    except Exception as e:
+        raise realise.LabError(f"{e}\n(left as it is for a look; `labs/lab down {args.file}` removes it)") from e
     if timings is None:
         print(f"lab {topo.name} is already up")
     else:
@@ -85,8 +90,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     """Entry point of labs/lab."""
-    if argv[:1] == ["_hold"]:  # internal: a node's holder process (see nslab/hold.py)
-        return hold.main(argv[1:])
     args = parser().parse_args(argv)
     commands = {"up": cmd_up, "down": cmd_down, "exec": cmd_exec, "status": cmd_status}
     try:

@@ -43,8 +43,9 @@ def ip_batch(netns: str, lines: list[str], timeout: float = DEFAULT_TIMEOUT_S) -
 
 
 def enter(pid: int) -> list[str]:
-    """The argv prefix that runs a command inside a node: its mount, UTS and network namespaces."""
-    return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--"]
+    """The argv prefix that runs a command inside a node: its mount, UTS and network namespaces, in the
+    caller's working directory (entering a mount namespace would otherwise move it to /)."""
+    return ["nsenter", "-t", str(pid), "-m", "-u", "-n", f"--wd={os.getcwd()}", "--"]
 
 
 def alive(pid: int) -> bool:
