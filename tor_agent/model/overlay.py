@@ -1,0 +1,193 @@
+"""The OVS rows a leaf needs, computed from its intent: pure data, no I/O.
+
+`desired_ovs(intent, peers, uplink_macs)` returns the bridges and ports tor-agent owns:
+- the overlay bridge (pinned DPID, OpenFlow versions, fail mode, in-band control off when out-of-band)
+  with its internal port, the access ports and one GRE port per peer VTEP;
+- on a `datapath: netdev` leaf, one bridge per uplink holding the physical port, its internal port carrying
+  the uplink's MTU and the bridge carrying the physical port's MAC (DESIGN.md §2, items 2 and 5).
+Every port has exactly one interface of the same name. Map columns are sorted `(key, value)` pairs so
+that specs compare and hash by value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from tor_agent.config.schema import Bfd, Intent, Overlay, Uplink
+from tor_agent.model.underlay import uplink_bridge_name
+
+OWNER_KEY = "tor-agent-owner"  # in external_ids of every Bridge, Port and Interface tor-agent creates
+OWNER_VALUE = "tor-agent"
+TUNNEL_PREFIX = "gre-"
+
+# Bridge.other_config keys tor-agent manages: set when desired, removed when not; other keys are left alone.
+DATAPATH_ID = "datapath-id"
+DISABLE_IN_BAND = "disable-in-band"
+HWADDR = "hwaddr"
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+def pairs(mapping: Mapping[str, str]) -> Pairs:
+    """A map column as sorted (key, value) pairs: the form every spec and snapshot uses."""
+    return tuple(sorted(mapping.items()))
+
+
+@dataclass(frozen=True)
+class InterfaceSpec:
+    """The Interface columns tor-agent sets; `options` and `bfd` are owned as whole maps."""
+
+    name: str
+    type: str = ""  # "" = a system (kernel) device, "internal", "gre"
+    options: Pairs = ()
+    bfd: Pairs = ()
+    mtu_request: int | None = None
+    ofport_request: int | None = None
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A port on `bridge` with exactly one interface of the same name."""
+
+    bridge: str
+    interface: InterfaceSpec
+
+    @property
+    def name(self) -> str:
+        return self.interface.name
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    """The Bridge columns tor-agent sets. Of `other_config` only `other_config_keys` are managed."""
+
+    name: str
+    datapath_type: str
+    protocols: tuple[str, ...] = ()  # sorted
+    fail_mode: str | None = None  # None: empty, i.e. OVS's default (standalone)
+    other_config: Pairs = ()
+    other_config_keys: frozenset[str] = frozenset()  # managed keys: absent from other_config means remove
+
+
+@dataclass(frozen=True)
+class OvsDesired:
+    """Everything tor-agent wants in OVSDB; anything it owns beyond this is removed."""
+
+    bridges: Mapping[str, BridgeSpec]
+    ports: Mapping[str, PortSpec]
+    tunnels: Mapping[IPv4Address, str]  # peer VTEP -> tunnel port name (for routes and health checks)
+
+
+EMPTY = OvsDesired(bridges={}, ports={}, tunnels={})
+
+
+def tunnel_port_name(peer: IPv4Address) -> str:
+    """`gre-` + the peer's address as 8 hex digits (12 characters, fits IFNAMSIZ), as Neutron names them."""
+    return f"{TUNNEL_PREFIX}{int(peer):08x}"
+
+
+def tunnel_peers(intent: Intent, discovered: Iterable[IPv4Address]) -> frozenset[IPv4Address]:
+    """The intent's static peers plus the discovered ones, never this node's own VTEP."""
+    if intent.overlay is None:
+        return frozenset()
+    own = intent.node.loopback.ip
+    return frozenset((*intent.overlay.tunnels.peers, *discovered)) - {own}
+
+
+def desired_ovs(
+    intent: Intent,
+    peers: frozenset[IPv4Address] = frozenset(),
+    uplink_macs: Mapping[str, str] | None = None,
+) -> OvsDesired:
+    """The OVS rows `intent` needs.
+
+    `peers` are the discovered VTEPs (the intent's static peers are always included; this node's own
+    VTEP never is). `uplink_macs` maps an uplink's name to its physical port's MAC, read from the kernel
+    by the caller; an uplink without a known MAC leaves its bridge's `hwaddr` unmanaged for this pass.
+    A node without an overlay (a spine) wants nothing: everything tor-agent owns is removed.
+    """
+    overlay = intent.overlay
+    if overlay is None:
+        return EMPTY
+    bridges = [_overlay_bridge(intent, overlay)]
+    ports = [
+        _internal_port(overlay.bridge, overlay.tunnels.tenant_mtu),
+        *_access_ports(overlay),
+    ]
+    tunnels = {peer: tunnel_port_name(peer) for peer in sorted(tunnel_peers(intent, peers))}
+    ports += _tunnel_ports(intent, overlay, tunnels)
+    if overlay.datapath == "netdev":
+        macs = uplink_macs or {}
+        for uplink in intent.underlay.uplinks:
+            bridge = _uplink_bridge(uplink, macs.get(uplink.name))
+            bridges.append(bridge)
+            ports += [
+                _internal_port(bridge.name, uplink.mtu),
+                PortSpec(bridge.name, InterfaceSpec(uplink.name)),
+            ]
+    return OvsDesired(
+        bridges={b.name: b for b in bridges},
+        ports={p.name: p for p in ports},
+        tunnels=tunnels,
+    )
+
+
+def _overlay_bridge(intent: Intent, overlay: Overlay) -> BridgeSpec:
+    out_of_band = intent.controllers is None or intent.controllers.connection_mode == "out-of-band"
+    other = {DATAPATH_ID: overlay.dpid}
+    if out_of_band:
+        other[DISABLE_IN_BAND] = "true"
+    return BridgeSpec(
+        name=overlay.bridge,
+        datapath_type=overlay.datapath,
+        protocols=tuple(sorted(overlay.protocols)),
+        fail_mode=overlay.fail_mode,
+        other_config=pairs(other),
+        other_config_keys=frozenset({DATAPATH_ID, DISABLE_IN_BAND}),
+    )
+
+
+def _uplink_bridge(uplink: Uplink, mac: str | None) -> BridgeSpec:
+    # No controller and no fail mode: the bridge forwards with NORMAL between the port and its interface.
+    return BridgeSpec(
+        name=uplink_bridge_name(uplink),
+        datapath_type="netdev",
+        other_config=((HWADDR, mac.lower()),) if mac else (),
+        other_config_keys=frozenset({HWADDR}) if mac else frozenset(),
+    )
+
+
+def _internal_port(bridge: str, mtu: int) -> PortSpec:
+    # Internal ports do not reliably follow their bridge's MTU (OSPF then sticks in ExStart): pin it.
+    return PortSpec(bridge, InterfaceSpec(bridge, type="internal", mtu_request=mtu))
+
+
+def _access_ports(overlay: Overlay) -> list[PortSpec]:
+    # A controller's config names OpenFlow port numbers: keep host ports on 1..n in intent order.
+    return [
+        PortSpec(overlay.bridge, InterfaceSpec(name, ofport_request=i))
+        for i, name in enumerate(overlay.access_ports, start=1)
+    ]
+
+
+def _tunnel_ports(intent: Intent, overlay: Overlay, tunnels: Mapping[IPv4Address, str]) -> list[PortSpec]:
+    conf = overlay.tunnels
+    # Pairs shared by every tunnel are built once: a leaf may hold a thousand tunnels in memory.
+    shared = {"local_ip": str(intent.node.loopback.ip)}
+    if conf.key is not None:
+        shared["key"] = str(conf.key)
+    common = pairs(shared)
+    bfd: Pairs = ()
+    if conf.bfd:
+        # The tunnels detect failure on the underlay's BFD budget (OVS's multiplier is fixed at 3).
+        timers = intent.underlay.ospf.bfd or Bfd()
+        bfd = pairs({"enable": "true", "min_rx": str(timers.rx_ms), "min_tx": str(timers.tx_ms)})
+    return [
+        PortSpec(
+            overlay.bridge,
+            InterfaceSpec(name, type=conf.type, options=(*common, ("remote_ip", str(peer))), bfd=bfd),
+        )
+        for peer, name in tunnels.items()
+    ]

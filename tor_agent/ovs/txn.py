@@ -1,0 +1,205 @@
+"""Turn `Action` values into one OVSDB transaction: inserts, column mutations, never whole-set rewrites.
+
+Ownership is checked again here against the live rows (the snapshot the plan came from may be a moment
+old): a row without tor-agent's marker is never modified or deleted, whatever the action says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, BridgeSpec, InterfaceSpec, Pairs, PortSpec
+from tor_agent.ovs.cache import NameIndex, Row, owned
+from tor_agent.ovs.state import (
+    Action,
+    AddBridge,
+    AddPort,
+    Conflict,
+    DeleteBridge,
+    DeletePort,
+    OvsSnapshot,
+    UpdateBridge,
+    UpdatePort,
+)
+
+_ORDER = {AddBridge: 0, UpdateBridge: 0, AddPort: 1, UpdatePort: 1, DeletePort: 2, DeleteBridge: 3}
+
+
+def _marker() -> dict[str, str]:
+    return {OWNER_KEY: OWNER_VALUE}
+
+
+def _opt(value: Any) -> list[Any]:
+    return [] if value is None else [value]
+
+
+def sync_map(row: Row, column: str, current: Pairs, desired: Pairs, managed: frozenset[str] | None = None) -> None:
+    """Mutate map `column` of `row` from `current` to `desired`, key by key.
+
+    Keys outside `managed` are left alone (None: every key is managed).
+    """
+    have, want = dict(current), dict(desired)
+    for key, value in want.items():
+        if have.get(key) != value:
+            row.setkey(column, key, value)
+    for key in have.keys() - want.keys():
+        if managed is None or key in managed:
+            row.delkey(column, key)
+
+
+class TxnBuilder:
+    """Fills one IDL transaction from actions; collects conflicts and the interfaces it touched."""
+
+    def __init__(self, idl: Any, txn: Any, snapshot: OvsSnapshot, index: NameIndex, root: Row) -> None:
+        self.idl, self.txn, self.snap, self.index, self.root = idl, txn, snapshot, index, root
+        self.new_bridges: dict[str, Row] = {}
+        self.conflicts: list[Conflict] = []
+        self.touched: set[str] = set()
+        self._uuids: dict[str, Any] = {"Bridge": index.bridges, "Port": index.ports, "Interface": index.interfaces}
+
+    def build(self, actions: Sequence[Action]) -> None:
+        """Add every action to the transaction, bridges first so that new ports can join them."""
+        for action in sorted(actions, key=lambda a: _ORDER[type(a)]):
+            match action:
+                case AddBridge(spec) | UpdateBridge(spec):
+                    self.ensure_bridge(spec)
+                case AddPort(spec) | UpdatePort(spec):
+                    self.ensure_port(spec)
+                case DeletePort(name):
+                    self.delete_port(name)
+                case DeleteBridge(name):
+                    self.delete_bridge(name)
+
+    # --- lookups -----------------------------------------------------------------------------------
+
+    def _live(self, table: str, name: str) -> Row | None:
+        uuid = self._uuids[table].get(name)
+        return None if uuid is None else self.idl.tables[table].rows.get(uuid)
+
+    def _foreign(self, table: str, name: str, reason: str) -> None:
+        self.conflicts.append(Conflict(table, name, reason))
+
+    def _bridge_for_ports(self, name: str) -> Row | None:
+        """The owned bridge `name` (live or inserted by this transaction), else None."""
+        if name in self.new_bridges:
+            return self.new_bridges[name]
+        row = self._live("Bridge", name)
+        return row if row is not None and owned(row) else None
+
+    # --- bridges -----------------------------------------------------------------------------------
+
+    def ensure_bridge(self, spec: BridgeSpec) -> None:
+        row = self._live("Bridge", spec.name)
+        if row is None:
+            row = self.txn.insert(self.idl.tables["Bridge"])
+            row.name = spec.name
+            row.datapath_type = spec.datapath_type
+            row.protocols = list(spec.protocols)
+            row.fail_mode = _opt(spec.fail_mode)
+            row.other_config = dict(spec.other_config)
+            row.external_ids = _marker()
+            self.root.addvalue("bridges", row)
+            self.new_bridges[spec.name] = row
+            return
+        if not owned(row):
+            self._foreign("Bridge", spec.name, "exists without tor-agent's marker: not modified")
+            return
+        current = self.snap.bridges[spec.name]
+        if current.datapath_type != spec.datapath_type:
+            row.datapath_type = spec.datapath_type
+        if current.fail_mode != spec.fail_mode:
+            row.fail_mode = _opt(spec.fail_mode)
+        for proto in set(current.protocols) - set(spec.protocols):
+            row.delvalue("protocols", proto)
+        for proto in set(spec.protocols) - set(current.protocols):
+            row.addvalue("protocols", proto)
+        sync_map(row, "other_config", current.other_config, spec.other_config, spec.other_config_keys)
+
+    def delete_bridge(self, name: str) -> None:
+        row = self._live("Bridge", name)
+        if row is None:
+            return
+        if not owned(row):
+            self._foreign("Bridge", name, "exists without tor-agent's marker: not deleted")
+            return
+        foreign = sorted(p for p in self.snap.bridges[name].ports if not self.snap.ports[p].owned)
+        if foreign:
+            self._foreign("Bridge", name, f"holds ports tor-agent does not own ({', '.join(foreign)}): not deleted")
+            return
+        self.root.delvalue("bridges", row)
+
+    # --- ports -------------------------------------------------------------------------------------
+
+    def ensure_port(self, spec: PortSpec) -> None:
+        port, iface = self._live("Port", spec.name), self._live("Interface", spec.name)
+        for table, row in (("Port", port), ("Interface", iface)):
+            if row is not None and not owned(row):
+                self._foreign(table, spec.name, "exists without tor-agent's marker: not modified")
+                return
+        bridge = self._bridge_for_ports(spec.bridge)
+        if bridge is None:
+            self._foreign("Port", spec.name, f"bridge {spec.bridge} is missing or not owned by tor-agent")
+            return
+        self.touched.add(spec.name)
+        iface = self._ensure_interface(spec.interface, iface)
+        if port is None:
+            port = self.txn.insert(self.idl.tables["Port"])
+            port.name = spec.name
+            port.interfaces = [iface]
+            port.external_ids = _marker()
+            bridge.addvalue("ports", port)
+            return
+        current = self.snap.ports[spec.name]
+        if current.interfaces != (spec.name,):
+            port.interfaces = [iface]
+        if current.bridge != spec.bridge:
+            self._move(port, current.bridge, bridge)
+
+    def _move(self, port: Row, old_name: str | None, new: Row) -> None:
+        if old_name is not None:
+            old = self._live("Bridge", old_name)
+            if old is not None and not owned(old):
+                self._foreign("Port", port.name, f"is on bridge {old_name}, which tor-agent does not own: not moved")
+                return
+            if old is not None:
+                old.delvalue("ports", port)
+        new.addvalue("ports", port)
+
+    def _ensure_interface(self, spec: InterfaceSpec, row: Row | None) -> Row:
+        if row is None:
+            row = self.txn.insert(self.idl.tables["Interface"])
+            row.name = spec.name
+            row.type = spec.type
+            row.options = dict(spec.options)
+            row.bfd = dict(spec.bfd)
+            row.mtu_request = _opt(spec.mtu_request)
+            row.ofport_request = _opt(spec.ofport_request)
+            row.external_ids = _marker()
+            return row
+        current = self.snap.interfaces[spec.name].spec
+        if current.type != spec.type:
+            row.type = spec.type
+        sync_map(row, "options", current.options, spec.options)
+        sync_map(row, "bfd", current.bfd, spec.bfd)
+        if current.mtu_request != spec.mtu_request:
+            row.mtu_request = _opt(spec.mtu_request)
+        if current.ofport_request != spec.ofport_request:
+            row.ofport_request = _opt(spec.ofport_request)
+        return row
+
+    def delete_port(self, name: str) -> None:
+        port = self._live("Port", name)
+        if port is None:
+            return
+        if not owned(port):
+            self._foreign("Port", name, "exists without tor-agent's marker: not deleted")
+            return
+        bridge_name = self.snap.ports[name].bridge
+        bridge = None if bridge_name is None else self._live("Bridge", bridge_name)
+        if bridge is None:
+            return  # held by no bridge: ovsdb-server collects it by itself
+        if not owned(bridge):
+            self._foreign("Port", name, f"is on bridge {bridge_name}, which tor-agent does not own: not deleted")
+            return
+        bridge.delvalue("ports", port)
