@@ -1,0 +1,61 @@
+"""Kernel IPv4 routes as plain values, and the longest-prefix match over a dump. Pure: the driver reads them.
+
+Multipath routes are only visible by dumping (a route lookup returns one nexthop), so tor-agent always
+dumps the main table and matches here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+MAIN_TABLE = 254
+
+# /etc/iproute2/rt_protos, the ones an underlay shows; others print as their number.
+PROTOCOLS = {2: "kernel", 3: "boot", 4: "static", 11: "zebra", 186: "bgp", 187: "isis", 188: "ospf", 192: "bfd"}
+ROUTE_TYPES = {1: "unicast", 2: "local", 3: "broadcast", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
+
+
+@dataclass(frozen=True)
+class KernelNexthop:
+    """One nexthop of a kernel route; `live` is False when the kernel marked it dead or link-down."""
+
+    gateway: IPv4Address | None  # None: directly connected
+    ifname: str
+    live: bool = True
+
+
+@dataclass(frozen=True)
+class KernelRoute:
+    """One IPv4 route of the main table; a multipath route lists every nexthop."""
+
+    prefix: IPv4Network
+    protocol: str
+    nexthops: tuple[KernelNexthop, ...]
+    type: str = "unicast"
+    metric: int = 0
+
+    def live_nexthops(self) -> tuple[KernelNexthop, ...]:
+        """The nexthops the kernel forwards over."""
+        return tuple(nh for nh in self.nexthops if nh.live) if self.type == "unicast" else ()
+
+
+def protocol_name(number: int) -> str:
+    """`ospf` for 188, the number as text for a protocol without a well-known name."""
+    return PROTOCOLS.get(number, str(number))
+
+
+def longest_match(routes: Iterable[KernelRoute], address: IPv4Address) -> KernelRoute | None:
+    """The route the kernel uses for `address`: longest prefix, then lowest metric."""
+    best: KernelRoute | None = None
+    for route in routes:
+        if address not in route.prefix:
+            continue
+        if (
+            best is None
+            or route.prefix.prefixlen > best.prefix.prefixlen
+            or (route.prefix.prefixlen == best.prefix.prefixlen and route.metric < best.metric)
+        ):
+            best = route
+    return best
