@@ -1,12 +1,11 @@
 #!/usr/bin/python3
 """Measure the namespace lab: `labs/lab up` to a converged underlay, `labs/lab down`, and what is left.
 
-Usage: bench/lab_bringup.py [--runs N] [--default-lsa-timers] [FILE ...]
+Usage: bench/lab_bringup.py [--runs N] [FILE ...]
 Default files: the demo fabric and the 3x4 fabric. Each run is the CLI as a user runs it (wall clock,
 Python start included): `up` returns once every OSPF adjacency is Full, every BFD session up, every leaf
 has full ECMP to every other leaf, OVS answers on every leaf and the controller listens. Targets (the lab
 issue): up <= 10 s for the demo fabric, down <= 5 s, nothing left afterwards.
---default-lsa-timers runs without the lab's fast LSA timers (LAB_FAST_LSA=0), i.e. FRR's defaults.
 """
 
 from __future__ import annotations
@@ -94,15 +93,12 @@ def main() -> int:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--default-lsa-timers", action="store_true", help="FRR's default LSA throttle")
     parser.add_argument("files", nargs="*", type=Path, default=FILES)
     args = parser.parse_args()
     env = dict(os.environ)
     if shutil.which(env.get("TOR_AGENT") or "tor-agent") is None:
         env["TOR_AGENT"] = str(REPO / ".venv" / "bin" / "tor-agent")
-    if args.default_lsa_timers:
-        env["LAB_FAST_LSA"] = "0"
-    print(f"machine: {os.cpu_count()} cores; LSA timers: {'FRR defaults' if args.default_lsa_timers else 'lab-fast'}")
+    print(f"machine: {os.cpu_count()} cores")
     for path in args.files:
         topo = topology.load(path)
         lab("down", str(topo.path), env=env)
