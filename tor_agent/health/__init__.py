@@ -1,0 +1,25 @@
+"""Read-only checks of the switch: underlay status and verification (OSPF, BFD, ECMP across OSPF/zebra/kernel).
+
+`collect` reads (FRR JSON through an injected `ShowJson`, the kernel FIB through `tor_agent.net`); `status`,
+`verify` and `known_vteps` are pure.
+"""
+
+from __future__ import annotations
+
+from tor_agent.health.frr_state import FrrOutputError, ShowJson
+from tor_agent.health.underlay import Degraded, UnderlayState, UnderlayStatus, collect, judge, status, verify
+from tor_agent.health.vteps import discover_vteps, known_vteps
+
+__all__ = [
+    "Degraded",
+    "FrrOutputError",
+    "ShowJson",
+    "UnderlayState",
+    "UnderlayStatus",
+    "collect",
+    "discover_vteps",
+    "judge",
+    "known_vteps",
+    "status",
+    "verify",
+]
