@@ -1,0 +1,37 @@
+"""Fixtures for the underlay health tests: a 2-spine, 2-leaf FRR fabric in namespaces (frrlab.py).
+
+Skipped with the reason where root or FRR is missing, except under CI (CI=true), which always has
+them: there a missing prerequisite fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "net"))  # nsutil.py, shared with the links tests
+
+from frrlab import Fabric, skip_reason, wait_healthy
+
+
+@pytest.fixture(scope="module")
+def fabric() -> Iterator[Fabric]:
+    """The fabric, converged and verifying clean; removed (processes, namespaces, files) after the module."""
+    reason = skip_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the underlay health tests, but this machine {reason}")
+        pytest.skip(reason)
+    fab = Fabric().up()
+    try:
+        wait_healthy(fab)
+        yield fab
+    except BaseException:
+        print(fab.logs())
+        raise
+    finally:
+        fab.down()
