@@ -47,6 +47,8 @@ class Nexthop:
 
 @dataclass(frozen=True)
 class OspfNeighbor:
+    """One OSPF neighbour as `show ip ospf neighbor json` lists it."""
+
     router_id: IPv4Address
     address: IPv4Address
     ifname: str
@@ -61,6 +63,8 @@ class OspfNeighbor:
 
 @dataclass(frozen=True)
 class BfdPeer:
+    """One single-hop BFD session as `show bfd peers json` lists it."""
+
     peer: IPv4Address
     ifname: str | None
     status: str  # up | down | init | shutdown

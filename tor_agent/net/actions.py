@@ -10,6 +10,8 @@ from tor_agent.model.links import Sysctl
 
 @dataclass(frozen=True)
 class SetSysctl:
+    """Set a kernel parameter to the spec's value."""
+
     sysctl: Sysctl
     current: str
 
@@ -29,6 +31,8 @@ class SetNftDropPorts:
 
 @dataclass(frozen=True)
 class SetMtu:
+    """Set an interface's MTU."""
+
     ifname: str
     mtu: int
     current: int
@@ -39,6 +43,8 @@ class SetMtu:
 
 @dataclass(frozen=True)
 class SetUp:
+    """Bring an interface administratively up."""
+
     ifname: str
 
     def __str__(self) -> str:
@@ -47,6 +53,8 @@ class SetUp:
 
 @dataclass(frozen=True)
 class RemoveAddress:
+    """Remove an address tor-agent added earlier (the only kind it ever removes)."""
+
     ifname: str
     address: IPv4Interface
 
@@ -56,6 +64,8 @@ class RemoveAddress:
 
 @dataclass(frozen=True)
 class AddAddress:
+    """Add an address; tor-agent records it as its own."""
+
     ifname: str
     address: IPv4Interface
 
