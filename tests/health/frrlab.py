@@ -2,9 +2,9 @@
 
 Every FRR daemon runs inside its node's namespace with its own socket directory (`--vty_socket`, `-z`,
 `--bfdctl`), so it never meets the host's FRR or another node's. Links and addresses are put in place by
-tor-agent's own `LinksDriver.apply`, FRR is configured from tor-agent's own rendering, plus lab-only LSA and
-SPF timers (the defaults add 5-15 s to convergence, DESIGN.md §4). `down()` kills every process started
-here, by pid, and deletes the namespaces and directories.
+tor-agent's own `LinksDriver.apply`, FRR is configured from tor-agent's own rendering (the intents set the
+LSA timers to 0: FRR's defaults add 5-15 s to convergence, DESIGN.md §4) plus a lab-only SPF timer.
+`down()` kills every process started here, by pid, and deletes the namespaces and directories.
 
     leaf1 eth1 198.18.1.1/31 ---- 198.18.1.0/31 eth1 spine1 eth2 (unnumbered) ---- eth1 (unnumbered) leaf2
     leaf1 eth2 198.18.1.3/31 ---- 198.18.1.2/31 eth1 spine2 eth2 (unnumbered) ---- eth2 (unnumbered) leaf2
@@ -33,13 +33,15 @@ from tor_agent.wait import wait_until
 
 FRR_DIR = Path("/usr/lib/frr")
 DAEMONS = ("zebra", "ospfd", "bfdd")
+# Not in the intent: after a flap, FRR's default SPF hold (5 s) would slow every re-convergence the tests wait for.
 LAB_TUNING = """router ospf
- timers throttle lsa all 0
- timers lsa min-arrival 0
  timers throttle spf 0 50 500
 exit
 """
-OSPF = "ospf: {area: 0.0.0.0, maximum_paths: 8, hello_interval_s: 1, dead_interval_s: 3, bfd: {rx_ms: 100, tx_ms: 100}}"
+OSPF = (
+    "ospf: {area: 0.0.0.0, maximum_paths: 8, hello_interval_s: 1, dead_interval_s: 3, lsa_throttle_ms: 0,"
+    " lsa_min_arrival_ms: 0, bfd: {rx_ms: 100, tx_ms: 100}}"
+)
 
 
 def skip_reason() -> str | None:
