@@ -319,11 +319,8 @@ def test_reconciler_no_op_pass_does_not_apply() -> None:
 
 def test_reconciler_applies_one_batch_and_reports_failures() -> None:
     d = desired_ovs(intent())
-    converged = snapshot_of(d)
-    broken = replace(converged.interfaces["eth3"], ofport=-1, error="could not open network device eth3")
-    driver = FakeDriver(
-        OvsSnapshot({}, {}, {}), replace(converged, interfaces={**converged.interfaces, "eth3": broken})
-    )
+    driver = FakeDriver(OvsSnapshot({}, {}, {}), snapshot_of(d))
+    driver.failures = (InterfaceFailure("eth3", -1, "could not open network device eth3"),)
     report = OverlayReconciler(driver, d).run_once()
     assert len(driver.applied) == 1 and len(driver.applied[0]) == len(d.bridges) + len(d.ports)
     assert report.wrote and [f.interface for f in report.failures] == ["eth3"]
@@ -374,3 +371,13 @@ def test_loop_passes_on_start_on_events_and_on_update() -> None:
         thread.join(5)
         loop.close()
     assert not thread.is_alive()
+
+
+def test_failures_of_untouched_interfaces_are_still_reported() -> None:
+    d = desired_ovs(intent(), frozenset({P13}))
+    snap = snapshot_of(d)
+    broken = replace(snap.interfaces["eth4"], ofport=-1, error="could not open network device eth4")
+    snap = replace(snap, interfaces={**snap.interfaces, "eth4": broken})
+    more = desired_ovs(intent(), frozenset({P13, P14}))
+    report = OverlayReconciler(FakeDriver(snap), more).run_once()
+    assert report.wrote and [f.interface for f in report.failures] == ["eth4"]

@@ -21,7 +21,7 @@ import ovs.jsonrpc
 import ovs.poller
 import ovs.stream
 
-from tor_agent.ovs.cache import Row, RowCache
+from tor_agent.ovs.cache import Row, RowCache, optional
 from tor_agent.ovs.errors import OvsdbUnavailable, TransactionFailed, VswitchdTimeout
 from tor_agent.ovs.state import Action, ApplyResult, InterfaceFailure, OvsSnapshot
 from tor_agent.ovs.txn import TxnBuilder
@@ -239,7 +239,7 @@ class OvsConnection:
         next_cfg = txn.get_increment_new_value() if incremented else None
         if next_cfg is not None:
             self._await_vswitchd(next_cfg)
-        failures = self._failures(builder.touched)
+        failures = self._failures(txn, builder.touched)
         if len(actions) >= TRIM_AFTER:
             release_memory()
         seconds = time.monotonic() - start
@@ -289,10 +289,15 @@ class OvsConnection:
         if not self._run_until(lambda: self.cur_cfg >= next_cfg, deadline):
             raise VswitchdTimeout(next_cfg, self.cur_cfg, self.vswitchd_timeout)
 
-    def _failures(self, names: set[str]) -> tuple[InterfaceFailure, ...]:
-        interfaces = self.snapshot().interfaces
-        return tuple(
-            InterfaceFailure(name, i.ofport, i.error or "")
-            for name in sorted(names)
-            if (i := interfaces.get(name)) is not None and i.failed
-        )
+    def _failures(self, txn: Any, touched: dict[str, Row]) -> tuple[InterfaceFailure, ...]:
+        """The written interfaces ovs-vswitchd did not set up, read from their rows (no full re-read)."""
+        rows = self._idl.tables["Interface"].rows
+        failures = []
+        for name, written in sorted(touched.items()):
+            row = rows.get(txn.get_insert_uuid(written.uuid) or written.uuid)
+            if row is None:
+                continue
+            ofport, error = optional(row.ofport), optional(row.error)
+            if ofport == -1 or error:
+                failures.append(InterfaceFailure(name, ofport, error or ""))
+        return tuple(failures)

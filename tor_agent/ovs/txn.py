@@ -1,7 +1,8 @@
 """Turn `Action` values into one OVSDB transaction: inserts, column mutations, never whole-set rewrites.
 
-Ownership is checked again here against the live rows (the snapshot the plan came from may be a moment
-old): a row without tor-agent's marker is never modified or deleted, whatever the action says.
+Ownership is checked again here, against a snapshot taken in the same IDL state the transaction is built
+on (the plan may come from an older one): a row without tor-agent's marker is never modified or deleted,
+whatever the action says.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, BridgeSpec, InterfaceSpec, Pairs, PortSpec
-from tor_agent.ovs.cache import NameIndex, Row, owned
+from tor_agent.ovs.cache import NameIndex, Row
 from tor_agent.ovs.state import (
     Action,
     AddBridge,
@@ -55,8 +56,13 @@ class TxnBuilder:
         self.idl, self.txn, self.snap, self.index, self.root = idl, txn, snapshot, index, root
         self.new_bridges: dict[str, Row] = {}
         self.conflicts: list[Conflict] = []
-        self.touched: set[str] = set()
+        self.touched: dict[str, Row] = {}  # interfaces written, by name: to check after ovs-vswitchd acted
         self._uuids: dict[str, Any] = {"Bridge": index.bridges, "Port": index.ports, "Interface": index.interfaces}
+        self._states: dict[str, Any] = {
+            "Bridge": snapshot.bridges,
+            "Port": snapshot.ports,
+            "Interface": snapshot.interfaces,
+        }
 
     def build(self, actions: Sequence[Action]) -> None:
         """Add every action to the transaction, bridges first so that new ports can join them."""
@@ -77,6 +83,9 @@ class TxnBuilder:
         uuid = self._uuids[table].get(name)
         return None if uuid is None else self.idl.tables[table].rows.get(uuid)
 
+    def _owned(self, table: str, name: str) -> bool:
+        return bool(self._states[table][name].owned)
+
     def _foreign(self, table: str, name: str, reason: str) -> None:
         self.conflicts.append(Conflict(table, name, reason))
 
@@ -85,7 +94,7 @@ class TxnBuilder:
         if name in self.new_bridges:
             return self.new_bridges[name]
         row = self._live("Bridge", name)
-        return row if row is not None and owned(row) else None
+        return row if row is not None and self._owned("Bridge", name) else None
 
     # --- bridges -----------------------------------------------------------------------------------
 
@@ -102,7 +111,7 @@ class TxnBuilder:
             self.root.addvalue("bridges", row)
             self.new_bridges[spec.name] = row
             return
-        if not owned(row):
+        if not self._owned("Bridge", spec.name):
             self._foreign("Bridge", spec.name, "exists without tor-agent's marker: not modified")
             return
         current = self.snap.bridges[spec.name]
@@ -120,7 +129,7 @@ class TxnBuilder:
         row = self._live("Bridge", name)
         if row is None:
             return
-        if not owned(row):
+        if not self._owned("Bridge", name):
             self._foreign("Bridge", name, "exists without tor-agent's marker: not deleted")
             return
         foreign = sorted(p for p in self.snap.bridges[name].ports if not self.snap.ports[p].owned)
@@ -134,15 +143,15 @@ class TxnBuilder:
     def ensure_port(self, spec: PortSpec) -> None:
         port, iface = self._live("Port", spec.name), self._live("Interface", spec.name)
         for table, row in (("Port", port), ("Interface", iface)):
-            if row is not None and not owned(row):
+            if row is not None and not self._owned(table, spec.name):
                 self._foreign(table, spec.name, "exists without tor-agent's marker: not modified")
                 return
         bridge = self._bridge_for_ports(spec.bridge)
         if bridge is None:
             self._foreign("Port", spec.name, f"bridge {spec.bridge} is missing or not owned by tor-agent")
             return
-        self.touched.add(spec.name)
         iface = self._ensure_interface(spec.interface, iface)
+        self.touched[spec.name] = iface
         if port is None:
             port = self.txn.insert(self.idl.tables["Port"])
             port.name = spec.name
@@ -159,7 +168,7 @@ class TxnBuilder:
     def _move(self, port: Row, old_name: str | None, new: Row) -> None:
         if old_name is not None:
             old = self._live("Bridge", old_name)
-            if old is not None and not owned(old):
+            if old is not None and not self._owned("Bridge", old_name):
                 self._foreign("Port", port.name, f"is on bridge {old_name}, which tor-agent does not own: not moved")
                 return
             if old is not None:
@@ -168,14 +177,21 @@ class TxnBuilder:
 
     def _ensure_interface(self, spec: InterfaceSpec, row: Row | None) -> Row:
         if row is None:
+            # A new row starts with every column at its default: write only the others (a thousand
+            # tunnels make every column write count).
             row = self.txn.insert(self.idl.tables["Interface"])
             row.name = spec.name
-            row.type = spec.type
-            row.options = dict(spec.options)
-            row.bfd = dict(spec.bfd)
-            row.mtu_request = _opt(spec.mtu_request)
-            row.ofport_request = _opt(spec.ofport_request)
             row.external_ids = _marker()
+            if spec.type:
+                row.type = spec.type
+            if spec.options:
+                row.options = dict(spec.options)
+            if spec.bfd:
+                row.bfd = dict(spec.bfd)
+            if spec.mtu_request is not None:
+                row.mtu_request = [spec.mtu_request]
+            if spec.ofport_request is not None:
+                row.ofport_request = [spec.ofport_request]
             return row
         current = self.snap.interfaces[spec.name].spec
         if current.type != spec.type:
@@ -192,14 +208,14 @@ class TxnBuilder:
         port = self._live("Port", name)
         if port is None:
             return
-        if not owned(port):
+        if not self._owned("Port", name):
             self._foreign("Port", name, "exists without tor-agent's marker: not deleted")
             return
         bridge_name = self.snap.ports[name].bridge
         bridge = None if bridge_name is None else self._live("Bridge", bridge_name)
-        if bridge is None:
+        if bridge_name is None or bridge is None:
             return  # held by no bridge: ovsdb-server collects it by itself
-        if not owned(bridge):
+        if not self._owned("Bridge", bridge_name):
             self._foreign("Port", name, f"is on bridge {bridge_name}, which tor-agent does not own: not deleted")
             return
         bridge.delvalue("ports", port)
