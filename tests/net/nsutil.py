@@ -40,12 +40,13 @@ def sh(*argv: str, check: bool = True, timeout: float = 30.0) -> subprocess.Comp
 
 
 class Netns:
-    """A network namespace this test created; `delete()` removes it."""
+    """A network namespace this test created (or, with create=False, one made elsewhere); `delete()` removes it."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, create: bool = True) -> None:
         self.name = name
-        sh("ip", "netns", "add", name)
-        self.ip("link", "set", "lo", "up")
+        if create:
+            sh("ip", "netns", "add", name)
+            self.ip("link", "set", "lo", "up")
 
     def delete(self) -> None:
         """Delete the namespace (its interfaces go with it)."""
