@@ -1,0 +1,36 @@
+"""Fixtures for the tests against real FRR 8.4 daemons in private namespaces (see frrnode.py).
+
+Skipped with the reason where root or FRR is missing, except under CI (CI=true), which always has
+them: there a missing prerequisite fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+from frrnode import FrrNode, skip_reason
+
+
+@pytest.fixture
+def frr_node() -> Iterator[Callable[[str], FrrNode]]:
+    """`frr_node("leaf1")` starts a node with FRR running and hostname leaf1; all end after the test."""
+    reason = skip_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the FRR tests, but this machine {reason}")
+        pytest.skip(reason)
+    nodes: list[FrrNode] = []
+
+    def make(name: str) -> FrrNode:
+        node = FrrNode(name)
+        nodes.append(node)
+        node.start().start_frr()
+        return node
+
+    try:
+        yield make
+    finally:
+        for node in nodes:
+            node.close()
