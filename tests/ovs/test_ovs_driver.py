@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
-from conftest import make_intent
+from ovs_testlib import make_intent
 from ovsdb_view import bridge_ports, by_name, optional, rows
 
 from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, OvsDesired, desired_ovs
@@ -18,6 +18,8 @@ from tor_agent.ovs.connection import OvsConnection
 from tor_agent.ovs.errors import InterfaceError, OvsdbUnavailable, VswitchdTimeout
 from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.reconcile.overlay import OverlayReconciler
+
+pytestmark = pytest.mark.ovs
 
 MARK = {OWNER_KEY: OWNER_VALUE}
 P12, P13, P99 = IPv4Address("198.18.0.12"), IPv4Address("198.18.0.13"), IPv4Address("198.18.0.99")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 import pytest
-from conftest import make_intent
+from ovs_testlib import make_intent
 from ovsdb_view import bridge_ports, by_name
 
 from tor_agent.model.overlay import OvsDesired, desired_ovs
@@ -23,6 +23,8 @@ from tor_agent.ovs.connection import OvsConnection
 from tor_agent.ovs.sandbox import OvsSandbox, run
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler, PassReport
 from tor_agent.wait import wait_until
+
+pytestmark = pytest.mark.ovs
 
 TUNNEL = "gre-c612000c"
 OPTIONS = {"key": "100", "local_ip": "198.18.0.11", "remote_ip": "198.18.0.12"}

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import make_intent
+import pytest
+from ovs_testlib import make_intent
 from ovsdb_view import bridge_ports, by_name
 
 from tor_agent.model.overlay import desired_ovs
@@ -15,6 +16,8 @@ from tor_agent.ovs.connection import OvsConnection
 from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.reconcile.overlay import OverlayReconciler
 from tor_agent.wait import wait_until
+
+pytestmark = pytest.mark.ovs
 
 UPLINKS = [{"name": "eth1", "unnumbered": True, "mtu": 9000}, {"name": "eth2", "unnumbered": True, "mtu": 8000}]
 
