@@ -24,8 +24,8 @@ from pathlib import Path
 from nsutil import Netns, sh
 
 from tor_agent.config import Intent, load_text
+from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health import Degraded, UnderlayState, collect, verify
-from tor_agent.health.frr_reader import VtyshJson
 from tor_agent.health.underlay import bfd_enabled
 from tor_agent.net import LinksDriver, kernel_routes
 from tor_agent.render import render_frr
@@ -230,7 +230,7 @@ class Fabric:
 
 def read_state(node: Node) -> UnderlayState:
     """What `tor-agent status/verify` reads on `node`: its FRR and its kernel FIB, from inside its namespace."""
-    reader = VtyshJson(options=("--vty_socket", str(node.workdir)))
+    reader = Vtysh(options=("--vty_socket", str(node.workdir)))
     return node.ns.run(collect, reader, kernel_routes, bfd_enabled(node.intent))
 
 

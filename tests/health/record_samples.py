@@ -18,7 +18,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "net")]
 
 from frrlab import Fabric, Node, problems, read_state, wait_healthy  # noqa: E402
 
-from tor_agent.health.frr_reader import VtyshJson  # noqa: E402
+from tor_agent.frr.vtysh import Vtysh  # noqa: E402
 from tor_agent.health.frr_state import BFD_PEERS, OSPF_NEIGHBORS, OSPF_ROUTES, ZEBRA_ROUTES  # noqa: E402
 from tor_agent.net import KernelRoute, kernel_routes  # noqa: E402
 from tor_agent.wait import wait_until  # noqa: E402
@@ -53,7 +53,7 @@ def record(node: Node, scenario: str) -> None:
     """Write `node`'s intent, FRR's four JSON answers and the kernel FIB under OUT/scenario."""
     target = OUT / scenario
     target.mkdir(parents=True, exist_ok=True)
-    reader = VtyshJson(options=("--vty_socket", str(node.workdir)))
+    reader = Vtysh(options=("--vty_socket", str(node.workdir)))
     for command, name in FILES.items():
         doc = node.ns.run(reader.show_json, command)
         (target / name).write_text(json.dumps(doc, indent=1) + "\n")

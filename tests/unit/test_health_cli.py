@@ -12,8 +12,8 @@ from test_health_underlay import DATA, load
 from tor_agent.cli import health as health_cli
 from tor_agent.cli import main
 from tor_agent.config.schema import Intent
+from tor_agent.frr.vtysh import VtyshError
 from tor_agent.health import UnderlayState
-from tor_agent.health.frr_reader import FrrUnavailable
 
 
 def runner() -> CliRunner:
@@ -67,7 +67,7 @@ def test_verify_json(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_verify_cannot_read_exits_1_as_a_degraded_item(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(intent: Intent) -> UnderlayState:
-        raise FrrUnavailable("vtysh show ip ospf neighbor json: exit 1: Exiting: failed to connect to any daemons.")
+        raise VtyshError("show ip ospf neighbor json", "exit 1: Exiting: failed to connect to any daemons.")
 
     monkeypatch.setattr(health_cli, "read_underlay", broken)
     result = runner().invoke(main, ["verify", "--json", str(DATA / "leaf1-healthy" / "intent.yaml")])

@@ -11,17 +11,19 @@ from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_OK, EXIT_RUNTIME, RuntimeFailure
+from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health import Degraded, UnderlayState, UnderlayStatus, collect, judge
 from tor_agent.health import status as underlay_status
-from tor_agent.health.frr_reader import frr_reader
 from tor_agent.health.report import status_lines, verify_lines
 from tor_agent.health.underlay import bfd_enabled
 from tor_agent.net import kernel_routes
 
+SHOW_TIMEOUT_S = 10.0  # a show command answers in ~20 ms; a stuck daemon must not hang a periodic verify
+
 
 def read_underlay(intent: Intent) -> UnderlayState:
     """FRR's and the kernel's view of this switch's underlay (this network namespace, FRR's default sockets)."""
-    return collect(frr_reader(), kernel_routes, bfd=bfd_enabled(intent))
+    return collect(Vtysh(timeout_s=SHOW_TIMEOUT_S), kernel_routes, bfd=bfd_enabled(intent))
 
 
 @click.command()

@@ -1,6 +1,7 @@
 """Read-only checks of the switch: underlay status and verification (OSPF, BFD, ECMP across OSPF/zebra/kernel).
 
-`collect` reads (FRR JSON through an injected `ShowJson`, the kernel FIB through `tor_agent.net`); `status`,
+`collect` reads through injected readers (FRR JSON: a `ShowJson` such as tor_agent.frr's Vtysh; the kernel
+FIB: tor_agent.net.kernel_routes); `status`,
 `verify` and `known_vteps` are pure.
 """
 

@@ -20,7 +20,8 @@ ZEBRA_ROUTES = "show ip route json"
 
 
 class ShowJson(Protocol):
-    """Anything that runs an FRR `show ... json` command and returns the parsed JSON (tor_agent.frr's Vtysh)."""
+    """Anything that runs an FRR `show ... json` command and returns the parsed JSON: tor_agent.frr's Vtysh,
+    or recorded answers in tests."""
 
     def show_json(self, command: str) -> Any:
         """The parsed output of `command`."""

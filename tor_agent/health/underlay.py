@@ -1,7 +1,8 @@
 """Underlay health: collect FRR's and the kernel's state, join it with the intent, verify it.
 
 `collect` is the only I/O (FRR JSON through an injected `ShowJson`, the kernel FIB through an injected
-route reader); `status` and `verify` are pure, so they are tested with recorded FRR output.
+route reader; the CLI passes tor_agent.frr's Vtysh and tor_agent.net.kernel_routes); `status` and `verify`
+are pure, so they are tested with recorded FRR output.
 
 What `verify` demands, layer by layer (FRR topotests' order, so a failure names its layer):
 1. every configured uplink has a Full OSPF neighbour (and, with BFD on, an up BFD session);
