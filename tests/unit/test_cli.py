@@ -44,7 +44,7 @@ def test_check_ok() -> None:
 def test_check_json_ok() -> None:
     code, out, _ = run("check", "--json", SPINE)
     data = json.loads(out)
-    assert code == 0 and data["ok"] is True and data["role"] == "spine" and data["router_id"] == "198.18.0.1"
+    assert code == 0 and data["ok"] is True and data["role"] == "spine" and data["router_id"] == "198.18.255.1"
 
 
 def test_check_bad_file_exit_2_lists_every_problem(tmp_path: Path) -> None:
