@@ -293,17 +293,20 @@ def bench_ovsdbapp(desired: OvsDesired, python: str) -> dict[str, Any] | str:
 
 AGENT = textwrap.dedent(
     """
-    import json, sys, time
-    from ipaddress import IPv4Address
-    from tor_agent.config import load_text
-    from tor_agent.model.overlay import desired_ovs
-    from tor_agent.ovs.connection import OvsConnection
-    from tor_agent.reconcile.overlay import OverlayReconciler
-
     def status(key):
         for line in open("/proc/self/status"):
             if line.startswith(key):
                 return int(line.split()[1])
+
+    bare = status("VmRSS:")
+    import json, sys, time
+    from ipaddress import IPv4Address
+    from tor_agent.config import load_text
+    config = status("VmRSS:")
+    from tor_agent.model.overlay import desired_ovs
+    from tor_agent.ovs.connection import OvsConnection
+    from tor_agent.reconcile.overlay import OverlayReconciler
+    imports = status("VmRSS:")
 
     remote, n, intent_text = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     base = int(IPv4Address("198.19.0.0"))
@@ -314,7 +317,8 @@ AGENT = textwrap.dedent(
     first = time.perf_counter() - start
     OverlayReconciler(conn, desired).run_once()
     print(json.dumps({"rss_kb": status("VmRSS:"), "hwm_kb": status("VmHWM:"), "first_pass": first,
-                      "wrote": report.wrote, "errors": str(report.error or "")}))
+                      "wrote": report.wrote, "errors": str(report.error or ""),
+                      "stages_kb": [bare, config, imports]}))
     """
 )
 
@@ -396,6 +400,13 @@ def main() -> None:
             f"(peak {r['hwm_kb'] / 1024:.1f} MB), open + first pass {r['first_pass']:.3f} s, "
             f"wrote {r['wrote']} {r['errors']}"
         )
+    bare, config, imports = (kb / 1024 for kb in created["stages_kb"])
+    print(
+        f"  of which: interpreter {bare:.1f} MB, + tor_agent.config (yaml) {config - bare:.1f} MB, "
+        f"+ ovs library, driver, reconciler {imports - config:.1f} MB, + {n} tunnels (IDL replica, snapshot "
+        f"cache, model) {created['rss_kb'] / 1024 - imports:.1f} MB after creating them, "
+        f"{restarted['rss_kb'] / 1024 - imports:.1f} MB after a restart"
+    )
 
     rss = max(created["rss_kb"], restarted["rss_kb"]) / 1024
     create_ratio, remove_ratio = agent_create / raw_create, agent_remove / raw_remove

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import logging
 import os
 import time
@@ -74,7 +73,6 @@ def release_memory() -> None:
     The initial database dump and large transactions are parsed as one JSON document each; the transient
     objects leave megabytes of free but fragmented heap behind (~5 MB at 1000 ports).
     """
-    gc.collect()
     with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None).malloc_trim(0)
 
