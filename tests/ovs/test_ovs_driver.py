@@ -18,6 +18,7 @@ from tor_agent.ovs.connection import OvsConnection
 from tor_agent.ovs.errors import InterfaceError, OvsdbUnavailable, VswitchdTimeout
 from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.reconcile.overlay import OverlayReconciler
+from tor_agent.wait import wait_until
 
 pytestmark = pytest.mark.ovs
 
@@ -186,3 +187,20 @@ def test_vswitchd_down_is_a_typed_error(sandbox: OvsSandbox) -> None:
 def test_unreachable_database_is_a_typed_error(tmp_path: object) -> None:
     with pytest.raises(OvsdbUnavailable, match="cannot connect"):
         OvsConnection.open(f"unix:{tmp_path}/nothing.sock", timeout=0.2)
+
+
+def test_uninitialised_database_gets_its_root_row() -> None:
+    """`ovs-vsctl init` never ran and ovs-vswitchd (which would create the row) is not up yet."""
+    box = OvsSandbox(init=False)
+    try:
+        box.start(vswitchd=False)
+        with OvsConnection.open(box.remote) as conn:  # (ovs-vsctl would wait for the row: not used before)
+            report = OverlayReconciler(conn, leaf(box)).run_once()
+        assert report.error is None and report.wrote
+        assert len(rows(box, "Open_vSwitch")) == 1
+        assert bridge_ports(box, "br-tor") == ["gre-c612000c", "gre-c612000d"]
+        box.start_vswitchd()
+        ofports = lambda: [i["ofport"] for i in rows(box, "Interface", "ofport")]  # noqa: E731
+        wait_until(lambda: all(isinstance(p, int) and p > 0 for p in ofports()), 10, what="ovs-vswitchd's ofports")
+    finally:
+        box.stop()

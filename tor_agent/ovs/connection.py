@@ -252,8 +252,10 @@ class OvsConnection:
         root = self._root()
         incremented = root is not None
         if root is None:
-            # A database never initialised (`ovs-vsctl init` not run): create the one root row.
+            # A database never initialised (`ovs-vsctl init` not run, ovs-vswitchd not up yet): create the
+            # one root row. The IDL sends no insert for a row without a written column: write one.
             root = txn.insert(self._idl.tables[DATABASE])
+            root.bridges = []
         else:
             root.increment("next_cfg")
         builder = TxnBuilder(self._idl, txn, snap, self._cache.index, root)

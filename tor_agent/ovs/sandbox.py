@@ -58,6 +58,7 @@ class OvsSandbox:
 
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ta-ovs-")))
     netns: str = ""
+    init: bool = True  # False: leave the database without its Open_vSwitch row (`ovs-vsctl init` not run)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
     _own_netns: bool = field(default=False, init=False)
 
@@ -80,8 +81,11 @@ class OvsSandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> None:
-        """Create the database and the namespace, then start both daemons and wait until they answer."""
+    def start(self, vswitchd: bool = True) -> None:
+        """Create the database and the namespace, start the daemons and wait until they answer.
+
+        `vswitchd=False` starts ovsdb-server only (start_vswitchd() later).
+        """
         if not self.netns:
             self.netns = f"ta-ovs-{os.getpid()}-{self.base.name[-6:]}"
         if self.netns not in run(["ip", "netns", "list"]).split():
@@ -91,8 +95,10 @@ class OvsSandbox:
         if not self.db_file.exists():
             run(["ovsdb-tool", "create", str(self.db_file), str(SCHEMA)])
         self.start_ovsdb()
-        self.vsctl("--no-wait", "init")
-        self.start_vswitchd()
+        if self.init:
+            self.vsctl("--no-wait", "init")
+        if vswitchd:
+            self.start_vswitchd()
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
