@@ -200,7 +200,10 @@ def test_uninitialised_database_gets_its_root_row() -> None:
         assert len(rows(box, "Open_vSwitch")) == 1
         assert bridge_ports(box, "br-tor") == ["gre-c612000c", "gre-c612000d"]
         box.start_vswitchd()
-        ofports = lambda: [i["ofport"] for i in rows(box, "Interface", "ofport")]  # noqa: E731
-        wait_until(lambda: all(isinstance(p, int) and p > 0 for p in ofports()), 10, what="ovs-vswitchd's ofports")
+
+        def set_up() -> bool:
+            return all(isinstance(i["ofport"], int) and i["ofport"] > 0 for i in rows(box, "Interface", "ofport"))
+
+        wait_until(set_up, 10, what="ovs-vswitchd's ofports")
     finally:
         box.stop()
