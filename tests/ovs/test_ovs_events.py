@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -57,12 +58,10 @@ def timed(what: str, predicate: Callable[[], object], timeout: float = 5.0) -> f
     return elapsed
 
 
-@pytest.fixture
-def running(sandbox: OvsSandbox) -> Iterator[Running]:
-    """An OverlayLoop converged on the test leaf, in a thread; stopped after the test."""
-    sandbox.netns_exec("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1-p")
-    desired = desired_ovs(make_intent())
-    conn = OvsConnection.open(sandbox.remote, vswitchd_timeout=1.0)
+@contextmanager
+def loop_on(sandbox: OvsSandbox, desired: OvsDesired, vswitchd_timeout: float = 1.0) -> Iterator[Running]:
+    """An OverlayLoop converged on `desired`, in a thread; stopped on exit."""
+    conn = OvsConnection.open(sandbox.remote, vswitchd_timeout=vswitchd_timeout)
     reports: list[PassReport] = []
     loop = OverlayLoop(
         OverlayReconciler(conn, desired), conn, full_every=3600, retry_after=0.2, on_report=reports.append
@@ -72,7 +71,7 @@ def running(sandbox: OvsSandbox) -> Iterator[Running]:
     observer = OvsConnection.open(sandbox.remote)
     state = Running(loop, desired, reports, observer)
     try:
-        wait_until(lambda: state.converged(sandbox), 10, what="initial convergence")
+        wait_until(lambda: state.converged(sandbox), 30, what="initial convergence")
         yield state
     finally:
         loop.stop()
@@ -81,6 +80,14 @@ def running(sandbox: OvsSandbox) -> Iterator[Running]:
         conn.close()
         observer.close()
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def running(sandbox: OvsSandbox) -> Iterator[Running]:
+    """An OverlayLoop converged on the test leaf (two tunnels), in a thread."""
+    sandbox.netns_exec("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1-p")
+    with loop_on(sandbox, desired_ovs(make_intent())) as state:
+        yield state
 
 
 def tunnel_back(state: Running) -> bool:
@@ -99,6 +106,19 @@ def test_deleted_tunnel_restored_within_budget(sandbox: OvsSandbox, running: Run
     wait_until(lambda: running.loop.stats.passes > passes, 1, interval=0.002, what="the loop's pass count")
     assert running.loop.stats.full_passes == 1
     assert bridge_ports(sandbox, "br-tor") == ["gre-c612000c", "gre-c612000d"]
+
+
+def test_deleted_tunnel_restored_within_budget_among_1000(sandbox: OvsSandbox) -> None:
+    sandbox.netns_exec("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1-p")
+    base = int(IPv4Address("198.19.0.0"))
+    desired = desired_ovs(make_intent(), frozenset(IPv4Address(base + i) for i in range(1, 1001)))
+    with loop_on(sandbox, desired, vswitchd_timeout=10) as running:
+        sandbox.vsctl("--no-wait", "del-port", "br-tor", TUNNEL)
+        in_db = timed("among 1002 tunnels: tunnel deleted by hand -> back in OVSDB", lambda: tunnel_back(running))
+        applied = in_db + timed("... and applied by ovs-vswitchd", lambda: running.converged(sandbox))
+        print(f"among 1002 tunnels: deleted by hand -> restored and applied: {applied * 1000:.0f} ms")
+        assert applied < REPAIR_BUDGET
+        assert len(bridge_ports(sandbox, "br-tor")) == 1002
 
 
 def test_changed_options_repaired(sandbox: OvsSandbox, running: Running) -> None:
