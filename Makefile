@@ -50,3 +50,4 @@ clean:
 
 # The namespace lab (labs/lab) and the demo fabric.
 -include labs/lab.mk
+-include packaging/deb.mk
