@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tor_agent.frr.config_file import IntegratedConfig
 from tor_agent.frr.vtysh import Vtysh
 from tor_agent.wait import wait_until
 
@@ -126,6 +127,10 @@ class FrrNode:
     def vtysh(self) -> Vtysh:
         """A Vtysh that talks to this node's FRR."""
         return Vtysh(prefix=self.enter())
+
+    def frr_conf(self) -> IntegratedConfig:
+        """The node's /etc/frr/frr.conf, as seen from outside the node."""
+        return IntegratedConfig(Path(f"/proc/{self.pid}/root/etc/frr/frr.conf"))
 
     def start_frr(self) -> None:
         """Start FRR as the init script does, and wait until every daemon answers vtysh."""

@@ -24,7 +24,7 @@ from tor_agent.frr.apply import ApplyFailed, ConfigRefused, DaemonsDown, FrrDriv
 from tor_agent.frr.config_tree import parse_config
 from tor_agent.frr.delta import Scope, compute_delta
 from tor_agent.frr.ledger import InterfaceLedger
-from tor_agent.frr.vtysh import Running, Vtysh
+from tor_agent.frr.vtysh import Configured, Running, Session, Vtysh
 from tor_agent.reconcile import underlay
 from tor_agent.reconcile.underlay import UnderlayDrivers, apply_underlay
 from tor_agent.render import render_frr
@@ -49,13 +49,9 @@ class RecordingVtysh(Vtysh):
         self.calls.append("check")
         super().check(text)
 
-    def apply(self, text: str) -> None:
-        self.calls.append("apply")
-        super().apply(self.tamper(text))
-
-    def write_memory(self) -> None:
-        self.calls.append("write_memory")
-        super().write_memory()
+    def configure(self, text: str, session: Session | None = None) -> Configured:
+        self.calls.append("configure")
+        return super().configure(self.tamper(text), session)
 
     def tamper(self, text: str) -> str:
         return text
@@ -63,10 +59,20 @@ class RecordingVtysh(Vtysh):
 
 @dataclass(frozen=True)
 class RefusingVtysh(RecordingVtysh):
-    """The first batch also carries a line ospfd refuses at run time (another area on eth1), after the others."""
+    """The first batch loses its `no ip ospf area` lines, so ospfd refuses the new area (another one is set)."""
 
     def tamper(self, text: str) -> str:
-        return text + "interface eth1\n ip ospf area 0.0.0.9\nexit\n" if self.calls.count("apply") == 1 else text
+        if self.calls.count("configure") != 1:
+            return text
+        return "".join(x for x in text.splitlines(keepends=True) if "no ip ospf area" not in x)
+
+
+@dataclass(frozen=True)
+class JunkVtysh(RecordingVtysh):
+    """The first batch also carries a line ospfd refuses, which the desired configuration does not need."""
+
+    def tamper(self, text: str) -> str:
+        return text + "interface eth1\n ip ospf area 0.0.0.9\nexit\n" if self.calls.count("configure") == 1 else text
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class LosingVtysh(RecordingVtysh):
 
     def tamper(self, text: str) -> str:
         lines = text.splitlines(keepends=True)
-        return "".join(x for x in lines if "ip ospf cost" not in x) if self.calls.count("apply") == 1 else text
+        return "".join(x for x in lines if "ip ospf cost" not in x) if self.calls.count("configure") == 1 else text
 
 
 def intent_file(
@@ -84,6 +90,7 @@ def intent_file(
     router_id: str,
     links: Sequence[Link],
     *,
+    area: str = "0.0.0.0",
     bfd: bool = True,
     maximum_paths: int = 8,
 ) -> Path:
@@ -93,7 +100,7 @@ def intent_file(
         f"node: {{hostname: {hostname}, role: spine, router_id: {router_id}, loopback: {router_id}/32}}",
         "underlay:",
         "  ospf:",
-        "    area: 0.0.0.0",
+        f"    area: {area}",
         f"    maximum_paths: {maximum_paths}",
         "    hello_interval_s: 1",
         "    dead_interval_s: 4",
@@ -111,7 +118,7 @@ LINKS: list[Link] = [("eth1", "198.18.1.0/31", 10), ("eth2", "198.18.1.2/31", 10
 
 def drivers(node: FrrNode, tmp_path: Path, vtysh: Vtysh | None = None) -> UnderlayDrivers:
     ledger = InterfaceLedger.in_dir(tmp_path / f"state-{node.name}")
-    return UnderlayDrivers(FrrDriver(vtysh or node.vtysh(), ledger))
+    return UnderlayDrivers(FrrDriver(vtysh or node.vtysh(), ledger, config_file=node.frr_conf()))
 
 
 def leaf(make: MakeNode, name: str = "leaf1") -> FrrNode:
@@ -142,8 +149,10 @@ def vty(node: FrrNode, *commands: str) -> None:
 def test_apply_from_empty_then_second_apply_sends_nothing(frr_node: MakeNode, tmp_path: Path) -> None:
     node = leaf(frr_node)
     intent = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS)
-    first = apply_underlay(load(intent), drivers(node, tmp_path))
-    assert first.changed and not first.frr.delta.notes
+    recording = RecordingVtysh(prefix=node.enter())
+    first = apply_underlay(load(intent), drivers(node, tmp_path, recording))
+    assert first.changed and not first.frr.delta.notes and not first.frr.messages
+    assert recording.calls == ["running", "check", "configure"]  # verified on the session's own read
     running = node.vtysh().running_config()
     rendered = render_frr(load(intent))
     for line in rendered.splitlines():
@@ -155,6 +164,17 @@ def test_apply_from_empty_then_second_apply_sends_nothing(frr_node: MakeNode, tm
     assert not second.changed
     assert recording.calls == ["running"]  # no parser check, no config command, no write
     assert node.vtysh().running_config() == running
+
+
+def test_large_batch_is_verified_from_its_own_session(frr_node: MakeNode, tmp_path: Path) -> None:
+    node = frr_node("spine1")  # 120 uplinks FRR knows only from its configuration (no kernel links needed)
+    links: list[Link] = [(f"eth{i}", f"198.19.{i}.0/31", 10 + i) for i in range(1, 121)]
+    intent = intent_file(tmp_path, "spine1", "198.18.0.1", links)
+    recording = RecordingVtysh(prefix=node.enter())
+    result = apply_underlay(load(intent), drivers(node, tmp_path, recording))
+    assert len(result.frr.delta.changes) > 800
+    assert recording.calls == ["running", "check", "configure"]
+    assert not owned_delta(node, intent)
 
 
 def test_apply_persists_and_restart_brings_back_the_same(frr_node: MakeNode, tmp_path: Path) -> None:
@@ -253,8 +273,8 @@ def test_text_frr_parser_refuses_changes_nothing(frr_node: MakeNode, tmp_path: P
     apply_underlay(load(intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS)), drivers(node, tmp_path))
     before = node.vtysh().running_config()
     recording = RecordingVtysh(prefix=node.enter())
-    broken = "interface eth1\n ip ospf cost 20\n ip ospf no-such-thing\nexit\nend\n"
-    with pytest.raises(ConfigRefused, match=r"line 3: `ip ospf no-such-thing`: % Unknown command") as info:
+    broken = "interface eth1\n ip ospf cost 20\n ip ospf no-such-thing\nexit\nrouter ospf\nexit\nend\n"
+    with pytest.raises(ConfigRefused, match=r"rendered line 3 `ip ospf no-such-thing`: % Unknown command") as info:
         FrrDriver(recording, InterfaceLedger.in_dir(tmp_path / "state-leaf1")).apply(broken)
     assert "nothing was changed" in str(info.value)
     assert recording.calls == ["running", "check"]
@@ -267,17 +287,29 @@ def test_refused_line_rolls_back(frr_node: MakeNode, tmp_path: Path) -> None:
     vty(node, "ip route 10.0.0.0/8 Null0")
     before = node.vtysh().running_config()
     ledger_before = InterfaceLedger.in_dir(tmp_path / "state-leaf1").load()
-    changed = intent_file(tmp_path, "leaf1", "198.18.0.11", [("eth1", "198.18.1.0/31", 20)], maximum_paths=4)
+    changed = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS[:1], area="0.0.0.1", maximum_paths=4)
     refusing = RefusingVtysh(prefix=node.enter())
     with pytest.raises(ApplyFailed) as info:
         apply_underlay(load(changed), drivers(node, tmp_path, refusing))
     message = str(info.value)
-    assert "FRR apply failed" in message and "`ip ospf area 0.0.0.9`: ospfd refused it" in message
-    assert "Must remove previous area config" in message and "rolled back" in message
+    assert message.startswith("FRR verify failed: FRR's running configuration still differs: ")
+    assert "interface lo: `ip ospf area 0.0.0.1` is missing" in message
+    assert "`ip ospf area 0.0.0.1`: Must remove previous area config before changing ospf area" in message
+    assert message.endswith("rolled back to the previous running configuration")
     assert info.value.rollback_error is None
-    assert refusing.calls == ["running", "check", "apply", "running", "apply", "running"]
-    assert node.vtysh().running_config() == before
+    assert refusing.calls == ["running", "check", "configure", "running", "configure"]
+    assert node.vtysh().running_config() == before  # maximum-paths and eth2's removal were undone
     assert InterfaceLedger.in_dir(tmp_path / "state-leaf1").load() == ledger_before
+
+
+def test_refused_line_the_configuration_does_not_need_is_reported(frr_node: MakeNode, tmp_path: Path) -> None:
+    node = leaf(frr_node)
+    apply_underlay(load(intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS)), drivers(node, tmp_path))
+    changed = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS, maximum_paths=4)
+    result = apply_underlay(load(changed), drivers(node, tmp_path, JunkVtysh(prefix=node.enter())))
+    assert result.changed and not owned_delta(node, changed)
+    assert [m.line for m in result.frr.messages] == ["ip ospf area 0.0.0.9"]
+    assert "Must remove previous area config" in result.frr.messages[0].message
 
 
 def test_verify_failure_rolls_back(frr_node: MakeNode, tmp_path: Path) -> None:
@@ -314,12 +346,12 @@ def test_cli_reports_a_failed_apply_with_exit_1(
     node = leaf(frr_node)
     intent = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS)
     apply_underlay(load(intent), drivers(node, tmp_path))
-    changed = intent_file(tmp_path, "leaf1", "198.18.0.11", [("eth1", "198.18.1.0/31", 30), LINKS[1]])
+    changed = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS, area="0.0.0.2")
     failing = drivers(node, tmp_path, RefusingVtysh(prefix=node.enter()))
     monkeypatch.setattr(underlay.UnderlayDrivers, "default", classmethod(lambda cls, state_dir: failing))
     result = CliRunner().invoke(main, ["apply", str(changed)])
     assert result.exit_code == 1
-    assert "tor-agent: FRR apply failed" in result.output and "rolled back" in result.output
+    assert "tor-agent: FRR verify failed" in result.output and "rolled back" in result.output
     assert "Traceback" not in result.output
 
 

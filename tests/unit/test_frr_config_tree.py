@@ -11,10 +11,14 @@ import itertools
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tor_agent.frr.apply import ConfigRefused, FrrDriver, required_daemons
+from tor_agent.frr.config_file import IntegratedConfig, PersistError
 from tor_agent.frr.config_tree import FrrConfig, normalise_line, parse_config, redact
 from tor_agent.frr.delta import (
     Change,
@@ -26,7 +30,7 @@ from tor_agent.frr.delta import (
     rendered_interfaces,
 )
 from tor_agent.frr.ledger import InterfaceLedger, LedgerError
-from tor_agent.frr.vtysh import LinesRefused, _line_errors
+from tor_agent.frr.vtysh import LinesRefused, Running, Session, Vtysh, _line_errors
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "frr.conf").is_file())
@@ -537,3 +541,113 @@ def test_ledger_refuses_a_broken_file(tmp_path: Path, text: str) -> None:
     ledger.path.write_text(text)
     with pytest.raises(LedgerError, match=str(ledger.path)):
         ledger.load()
+
+
+# --- vtysh session output, frr.conf writer, refusals before FRR is touched ----------------------
+
+SESSION = """
+Hello, this is FRRouting (version 8.4.4).
+Copyright 1996-2005 Kunihiro Ishiguro, et al.
+
+leaf1# configure
+leaf1(config)# interface eth1
+leaf1(config-if)#  ip ospf area 0.0.0.1
+Must remove previous area config before changing ospf area
+leaf1(config-if)#  ip ospf cost 20
+leaf1(config-if)# exit
+leaf1(config)# router ospf
+leaf1(config-router)#  auto-cost reference-bandwidth 1000
+% OSPF: Reference bandwidth is changed.
+        Please ensure reference bandwidth is consistent across all routers
+leaf1(config-router)# exit
+leaf1(config)# end
+leaf1# show daemons
+ zebra ospfd watchfrr staticd bfdd
+leaf1# show running-config
+Building configuration...
+
+Current configuration:
+!
+frr version 8.4.4
+hostname leaf1
+!
+interface eth1
+ ip ospf cost 20
+exit
+!
+end
+leaf1# """
+BATCH = (
+    "interface eth1\n ip ospf area 0.0.0.1\n ip ospf cost 20\nexit\n"
+    "router ospf\n auto-cost reference-bandwidth 1000\nexit\n"
+)
+
+
+class _FakeSession(Session):
+    """Answers a batch with a recorded vtysh session output."""
+
+    def __init__(self, stdout: str) -> None:
+        self.stdout = stdout
+        self.sent: list[str] = []
+
+    def send(self, script: str) -> str:
+        self.sent.append(script)
+        return self.stdout
+
+
+def test_configure_reads_answers_and_running_config_from_one_session() -> None:
+    session = _FakeSession(SESSION)
+    configured = Vtysh(binary="/nonexistent/vtysh").configure(BATCH, session)
+    assert session.sent == ["configure\n" + BATCH + "end\nshow daemons\nshow running-config\n"]
+    assert [(m.number, m.line) for m in configured.messages] == [
+        (2, "ip ospf area 0.0.0.1"),
+        (6, "auto-cost reference-bandwidth 1000"),
+    ]
+    assert configured.messages[0].message == "Must remove previous area config before changing ospf area"
+    assert configured.messages[1].message.startswith("% OSPF: Reference bandwidth is changed. Please ensure")
+    assert configured.running.daemons == {"zebra", "ospfd", "watchfrr", "staticd", "bfdd"}
+    assert configured.running.text.startswith("!\nfrr version 8.4.4\n") and configured.running.text.endswith("!\nend\n")
+
+
+def test_configure_falls_back_to_a_separate_read_on_unknown_output() -> None:
+    calls: list[list[str]] = []
+
+    @dataclass(frozen=True)
+    class Fake(Vtysh):
+        def _run(self, what: str, args: list[str], check: bool = True) -> Any:
+            calls.append(args)
+            out = " zebra ospfd\nBuilding configuration...\n\nCurrent configuration:\n!\nend\n"
+            return subprocess.CompletedProcess(args, 0, out, "")
+
+    configured = Fake().configure(BATCH, _FakeSession("garbled"))
+    assert calls == [["-c", "show daemons", "-c", "show running-config"]]
+    assert configured.running == Running("!\nend\n", frozenset({"zebra", "ospfd"})) and configured.messages == ()
+
+
+def test_frr_conf_is_written_like_vtysh_w_atomically_with_a_backup(tmp_path: Path) -> None:
+    conf = IntegratedConfig(tmp_path / "frr.conf")
+    conf.path.write_text("old\n")
+    conf.path.chmod(0o640)
+    conf.save("!\nfrr version 8.4.4\nhostname leaf1\n!\ninterface eth1\n ip ospf cost 20\nexit\n!\nend\n")
+    assert conf.path.read_text() == "frr version 8.4.4\nhostname leaf1\n!\ninterface eth1\n ip ospf cost 20\nexit\n!\n"
+    assert (tmp_path / "frr.conf.sav").read_text() == "old\n"
+    assert conf.path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frr.conf", "frr.conf.sav"]
+
+
+def test_frr_conf_write_failure_is_a_runtime_failure(tmp_path: Path) -> None:
+    with pytest.raises(PersistError, match="no-such-dir"):
+        IntegratedConfig(tmp_path / "no-such-dir" / "frr.conf").save("!\nend\n")
+
+
+def test_a_rendering_without_router_ospf_is_refused_before_frr_is_asked() -> None:
+    driver = FrrDriver(Vtysh(binary="/nonexistent/vtysh"))
+    with pytest.raises(ConfigRefused, match=r"no `router ospf` stanza.*nothing was changed"):
+        driver.apply("interface eth1\n ip ospf cost 10\nexit\n")
+    with pytest.raises(ConfigRefused):
+        driver.diff("")
+
+
+def test_required_daemons() -> None:
+    assert required_daemons(parse_config(LEAF)) == {"zebra", "ospfd", "bfdd"}
+    assert required_daemons(parse_config(golden("leaf-bfd-off"))) == {"zebra", "ospfd"}

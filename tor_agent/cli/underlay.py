@@ -33,10 +33,11 @@ STATE_DIR = click.option(
 @STATE_DIR
 @reports_errors
 def apply(config: Path, as_json: bool, state_dir: Path) -> None:
-    """Make FRR match the intent file CONFIG: check with FRR's parser, change only what differs from the
-    live running configuration in one batch, verify, save (write memory). On any failure FRR is rolled
-    back to its previous running configuration and the exit code is 1. Only lines tor-agent owns are
-    changed (docs/frr-ownership.md); an invalid CONFIG changes nothing (exit 2).
+    """Make FRR match the intent file CONFIG: change only what differs from FRR's live running
+    configuration, checked first with FRR's parser, in one batch; verify; save to /etc/frr/frr.conf.
+    On any failure FRR is rolled back to its previous running configuration and the exit code is 1.
+    Only lines tor-agent owns are changed (docs/frr-ownership.md); an invalid CONFIG changes nothing
+    (exit 2). A second apply with the same CONFIG changes nothing.
 
     \b
     Example:
@@ -48,10 +49,13 @@ def apply(config: Path, as_json: bool, state_dir: Path) -> None:
     result = apply_underlay(intent, UnderlayDrivers.default(state_dir))
     seconds = round(time.monotonic() - started, 3)
     delta = result.frr.delta
+    said = [f"FRR said about {m}" for m in result.frr.messages]
     if as_json:
-        print_json({"changed": result.changed, "seconds": seconds, **_delta_json(delta)})
+        print_json({"changed": result.changed, "seconds": seconds, **_delta_json(delta), "frr_said": said})
         return
     _echo_notes(delta)
+    for line in said:
+        click.echo(f"tor-agent: note: {line}", err=True)
     if not result.changed:
         click.echo("FRR: nothing to change")
         return
@@ -79,7 +83,7 @@ def diff(config: Path, as_json: bool, state_dir: Path, exit_code: bool) -> None:
     \b
     Example:
       tor-agent diff /etc/tor-agent/agent.yaml
-      tor-agent diff --exit-code /etc/tor-agent/agent.yaml >/dev/null || echo "FRR drifted"
+      tor-agent diff --exit-code /etc/tor-agent/agent.yaml >/dev/null; [ $? -eq 3 ] && echo "FRR drifted"
     """
     delta = diff_underlay(load(config), UnderlayDrivers.default(state_dir))
     if as_json:

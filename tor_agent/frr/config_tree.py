@@ -23,11 +23,12 @@ _TOP_CONTEXTS = re.compile(
     r"^((interface|router|vrf|route-map|nexthop-group|pseudowire|key chain) \S.*"
     r"|bfd|rpki|segment-routing|line vty|mpls ldp)$"
 )
-_NESTED_CONTEXTS = (
-    (re.compile(r"^bfd$"), re.compile(r"^(profile|peer) \S")),
-    (re.compile(r"^router bgp( |$)"), re.compile(r"^address-family \S")),
-    (re.compile(r"^interface \S"), re.compile(r"^link-params$")),
-)
+# Nested context headers, by the first word of their parent (`router bgp` only, not `router ospf`).
+_NESTED_CONTEXTS = {
+    "bfd": re.compile(r"^(profile|peer) \S"),
+    "router bgp": re.compile(r"^address-family \S"),
+    "interface": re.compile(r"^link-params$"),
+}
 _SECRETS = re.compile(r"(\b(?:message-digest-key \d+ md5|authentication-key) )\S+")
 
 
@@ -54,17 +55,20 @@ def parse_config(text: str) -> FrrConfig:
     """Parse FRR configuration `text` (running-config output or a frr.conf) into stanzas."""
     content = list(_content_lines(text))
     stanzas: dict[ContextPath, list[str]] = {(): []}
-    stack: list[tuple[int, str]] = []
+    stack: list[tuple[int, ContextPath, re.Pattern[str] | None]] = []  # indent, path, its child headers
+    path: ContextPath = ()
     for i, (indent, line) in enumerate(content):
         while stack and stack[-1][0] >= indent:
             stack.pop()
-        path = tuple(header for _, header in stack)
+            path = stack[-1][1] if stack else ()
         next_indent = content[i + 1][0] if i + 1 < len(content) else -1
-        if next_indent > indent or _opens_context(path, line):
+        headers = stack[-1][2] if stack else _TOP_CONTEXTS
+        if next_indent > indent or (headers is not None and headers.match(line)):
             if path:
                 _append(stanzas[path], line)
-            stanzas.setdefault((*path, line), [])
-            stack.append((indent, line))
+            path = (*path, line)
+            stanzas.setdefault(path, [])
+            stack.append((indent, path, _nested_contexts(path)))
         else:
             _append(stanzas.setdefault(path, []), line)
     return FrrConfig({path: tuple(lines) for path, lines in stanzas.items()})
@@ -82,15 +86,16 @@ def redact(text: str) -> str:
 
 def _content_lines(text: str) -> Iterator[tuple[int, str]]:
     for raw in text.splitlines():
-        line = normalise_line(raw)
-        if line and not _IGNORED.match(line):
+        line = " ".join(raw.split())
+        if line and not (line[0] in "!#efBC" and _IGNORED.match(line)):
             yield len(raw) - len(raw.lstrip()), line
 
 
-def _opens_context(path: ContextPath, line: str) -> bool:
-    if not path:
-        return _TOP_CONTEXTS.match(line) is not None
-    return any(parent.match(path[-1]) and child.match(line) for parent, child in _NESTED_CONTEXTS)
+def _nested_contexts(path: ContextPath) -> re.Pattern[str] | None:
+    if len(path) != 1:
+        return None
+    words = path[0].split()
+    return _NESTED_CONTEXTS.get(words[0]) or _NESTED_CONTEXTS.get(" ".join(words[:2]))
 
 
 def _append(lines: list[str], line: str) -> None:
