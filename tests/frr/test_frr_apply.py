@@ -177,6 +177,58 @@ def test_large_batch_is_verified_from_its_own_session(frr_node: MakeNode, tmp_pa
     assert not owned_delta(node, intent)
 
 
+OVERRIDES = """\
+frr defaults traditional
+hostname leaf1
+log syslog {log}
+service integrated-vtysh-config
+interface eth1
+ ip ospf area 0.0.0.0
+ ip ospf bfd
+ ip ospf bfd profile {profile}
+ ip ospf cost {cost}
+ ip ospf dead-interval {dead}
+ ip ospf hello-interval {hello}
+ ip ospf network {network}
+exit
+router ospf
+ ospf router-id {router_id}
+ auto-cost reference-bandwidth {bandwidth}
+ timers throttle lsa all {lsa}
+ timers lsa min-arrival {lsa}
+ maximum-paths {paths}
+exit
+bfd
+ profile tor-agent
+  detect-multiplier {multiplier}
+  transmit-interval {interval}
+  receive-interval {interval}
+ exit
+ profile other
+ exit
+exit
+end
+"""
+
+
+def test_every_single_valued_command_is_overridden_in_place(frr_node: MakeNode, tmp_path: Path) -> None:
+    """Each value change is one line FRR takes as is: verified both ways, no removal sent."""
+    node = leaf(frr_node)
+    values = [
+        {"log": "informational", "profile": "tor-agent", "cost": 10, "dead": 4, "hello": 1, "network": "point-to-point",
+         "router_id": "198.18.0.1", "bandwidth": 1000, "lsa": 0, "paths": 4, "multiplier": 5, "interval": 100},
+        {"log": "warnings", "profile": "other", "cost": 20, "dead": 8, "hello": 2, "network": "point-to-multipoint",
+         "router_id": "198.18.0.2", "bandwidth": 2000, "lsa": 10, "paths": 8, "multiplier": 7, "interval": 200},
+    ]  # fmt: skip
+    driver = FrrDriver(node.vtysh(), config_file=node.frr_conf())
+    driver.apply(OVERRIDES.format(**values[0]))
+    for value in (values[1], values[0]):
+        result = driver.apply(OVERRIDES.format(**value))
+        assert {c.op for c in result.delta.changes} == {"replace"} and len(result.delta.changes) == 14
+        assert " no " not in result.delta.commands()
+    assert not driver.apply(OVERRIDES.format(**values[0])).changed
+
+
 def test_apply_persists_and_restart_brings_back_the_same(frr_node: MakeNode, tmp_path: Path) -> None:
     node = leaf(frr_node)
     intent = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS)

@@ -19,7 +19,7 @@ import pytest
 
 from tor_agent.frr.apply import ConfigRefused, FrrDriver, required_daemons
 from tor_agent.frr.config_file import IntegratedConfig, PersistError
-from tor_agent.frr.config_tree import FrrConfig, normalise_line, parse_config, redact
+from tor_agent.frr.config_tree import FrrConfig, parse_config, redact
 from tor_agent.frr.delta import (
     Change,
     Delta,
@@ -210,8 +210,8 @@ def test_duplicate_lines_merge_and_order_is_kept() -> None:
     assert config.lines(("interface x",)) == ("ip ospf cost 1",)
 
 
-def test_normalise_line() -> None:
-    assert normalise_line("  ip   ospf\tcost  10  ") == "ip ospf cost 10"
+def test_whitespace_is_normalised() -> None:
+    assert parse_config("interface eth1\n  ip   ospf\tcost  10  \n").lines(("interface eth1",)) == ("ip ospf cost 10",)
 
 
 # --- ownership -------------------------------------------------------------------------------
@@ -302,8 +302,8 @@ def test_cost_change_is_one_override_line() -> None:
         ("ospf router-id 198.18.0.11", "ospf router-id 198.18.0.99"),
         ("transmit-interval 100", "transmit-interval 50"),
         ("receive-interval 100", "receive-interval 50"),
-        ("ip ospf network point-to-point", "ip ospf network broadcast"),
-        ("log syslog informational", "log syslog debugging"),
+        ("ip ospf network point-to-point", "ip ospf network point-to-multipoint"),
+        ("log syslog informational", "log syslog warnings"),
     ],
 )
 def test_single_valued_commands_are_overridden_in_place(old: str, new: str) -> None:

@@ -74,11 +74,6 @@ def parse_config(text: str) -> FrrConfig:
     return FrrConfig({path: tuple(lines) for path, lines in stanzas.items()})
 
 
-def normalise_line(line: str) -> str:
-    """One configuration line with surrounding whitespace dropped and runs of spaces made single."""
-    return " ".join(line.split())
-
-
 def redact(text: str) -> str:
     """`text` with OSPF keys replaced by `<redacted>`: for messages, logs and diffs shown to people."""
     return _SECRETS.sub(r"\1<redacted>", text)
@@ -86,7 +81,7 @@ def redact(text: str) -> str:
 
 def _content_lines(text: str) -> Iterator[tuple[int, str]]:
     for raw in text.splitlines():
-        line = " ".join(raw.split())
+        line = " ".join(raw.split())  # surrounding whitespace dropped, runs of spaces and tabs made single
         if line and not (line[0] in "!#efBC" and _IGNORED.match(line)):
             yield len(raw) - len(raw.lstrip()), line
 
