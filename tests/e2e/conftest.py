@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import CONVERGE_BUDGET_S, FABRIC, Lab, host_links, lab_unavailable
+from labkit import CONVERGE_BUDGET_S, FABRIC, Lab, host_links, lab_lock, lab_unavailable
 from nslab import realise, status, topology
 
 from tor_agent.wait import wait_until as shared_wait_until
@@ -40,14 +40,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def bring_up(path: Path) -> Iterator[Lab]:
-    """Up (without waiting: the tests poll layer by layer), yield, then down."""
+    """Up (without waiting: the tests poll layer by layer), yield, then down.
+
+    An exclusive lock per lab name is held for the whole time, so two test sessions on one machine
+    take turns instead of bringing one lab up and down under each other.
+    """
     topo = topology.load(path)
-    before = host_links()
-    realise.up(topo)
-    try:
-        yield Lab(topo, before)
-    finally:
-        realise.down(topo)
+    with lab_lock(topo.name):
+        before = host_links()
+        realise.up(topo)
+        try:
+            yield Lab(topo, before)
+        finally:
+            realise.down(topo)
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,16 @@ FABRIC = REPO / "labs" / "containerlab" / "fabric.clab.yml"
 FABRIC_3X4 = REPO / "labs" / "containerlab" / "fabric-3x4.clab.yml"
 LAB_CLI = REPO / "labs" / "lab"
 CONVERGE_BUDGET_S = 30.0  # generous for a loaded CI machine; bench/lab_bringup.py measures the real figure
+
+
+@contextmanager
+def lab_lock(name: str) -> Iterator[None]:
+    """Hold the machine-wide lock of lab `name`: concurrent test sessions take turns with one lab."""
+    lock_dir = Path("/run/lock")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"tor-agent-lab-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def lab_unavailable() -> str | None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import CONVERGE_BUDGET_S, FABRIC_3X4, LAB_CLI
+from labkit import CONVERGE_BUDGET_S, FABRIC_3X4, LAB_CLI, lab_lock
 from nslab import procs, realise, state, status, topology
 
 pytestmark = pytest.mark.lab
@@ -38,22 +38,24 @@ def assert_gone(topo: topology.Topology, pids: set[int]) -> None:
 
 def test_3x4_fabric_comes_up_converged_and_goes_away() -> None:
     topo = topology.load(FABRIC_3X4)
-    try:
-        lab("up", str(FABRIC_3X4), "--timeout", str(CONVERGE_BUDGET_S))
-        result = status.collect(topo)
-        assert result.healthy, status.table(result)
-        for leaf in (n for n in result.nodes if n.role == "leaf"):
-            assert leaf.ecmp == {other: [3, 3] for other in ("leaf1", "leaf2", "leaf3", "leaf4") if other != leaf.name}
-            assert (leaf.ospf_full, leaf.bfd_up, leaf.ovs) == (3, 3, True)
-        pids = lab_processes(topo)
-        assert len(pids) > len(topo.nodes)
-    finally:
-        start = time.monotonic()
-        lab("down", str(FABRIC_3X4))
-        took = time.monotonic() - start
-    assert_gone(topo, pids)
-    assert took <= DOWN_BUDGET_S
-    lab("down", str(FABRIC_3X4))  # idempotent
+    with lab_lock(topo.name):
+        try:
+            lab("up", str(FABRIC_3X4), "--timeout", str(CONVERGE_BUDGET_S))
+            result = status.collect(topo)
+            assert result.healthy, status.table(result)
+            for leaf in (n for n in result.nodes if n.role == "leaf"):
+                others = ("leaf1", "leaf2", "leaf3", "leaf4")
+                assert leaf.ecmp == {other: [3, 3] for other in others if other != leaf.name}
+                assert (leaf.ospf_full, leaf.bfd_up, leaf.ovs) == (3, 3, True)
+            pids = lab_processes(topo)
+            assert len(pids) > len(topo.nodes)
+        finally:
+            start = time.monotonic()
+            lab("down", str(FABRIC_3X4))
+            took = time.monotonic() - start
+        assert_gone(topo, pids)
+        assert took <= DOWN_BUDGET_S
+        lab("down", str(FABRIC_3X4))  # idempotent
 
 
 def small_topology(tmp_path: Path) -> Path:
