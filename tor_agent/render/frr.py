@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -166,6 +167,7 @@ def _unless_default(value: int | None, default: int) -> int | None:
     return None if value == default else value
 
 
+@lru_cache(maxsize=4)  # one Environment per directory; Jinja re-reads a template whose file changed
 def _load_template(directory: Path) -> jinja2.Template:
     if not directory.is_dir():
         raise TemplateError(directory, f"no such directory (set {TEMPLATES_ENV} or reinstall tor-agent)")
