@@ -1,0 +1,128 @@
+"""Prometheus metrics of the agent, written as a node-exporter textfile.
+
+A textfile (`/var/lib/prometheus/node-exporter/tor-agent.prom` by default, the directory Debian's
+prometheus-node-exporter reads) needs no listening socket and no extra dependency on the switch. The
+file is replaced atomically, so the exporter never reads half of it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TEXTFILE = Path("/var/lib/prometheus/node-exporter/tor-agent.prom")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One metric value with its labels."""
+
+    value: float
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric family: name, type, help text and samples."""
+
+    name: str
+    kind: str  # "counter" | "gauge"
+    help: str
+    samples: tuple[Sample, ...]
+
+
+@dataclass
+class AgentMetrics:
+    """What the daemon counts and observes; `families()` turns it into Prometheus metric families."""
+
+    passes: int = 0
+    failed_passes: int = 0
+    drift_repairs: int = 0
+    tunnels_up: int = 0
+    tunnels_down: int = 0
+    controllers_connected: int = 0
+    ospf_neighbours_full: int = 0
+    ecmp_width: dict[str, int] = field(default_factory=dict)  # remote VTEP -> kernel nexthops
+    last_apply_ok: bool = True
+    last_apply_time: float = 0.0
+
+    def record_pass(self, ok: bool, repaired: int, now: float | None = None) -> None:
+        """Count one reconcile pass and the drift it repaired."""
+        self.passes += 1
+        self.failed_passes += 0 if ok else 1
+        self.drift_repairs += repaired
+        self.last_apply_ok = ok
+        self.last_apply_time = time.time() if now is None else now
+
+    def families(self) -> list[Metric]:
+        """The metric families, in a stable order."""
+
+        def gauge(name: str, help_: str, value: float) -> Metric:
+            return Metric(f"tor_agent_{name}", "gauge", help_, (Sample(value),))
+
+        return [
+            Metric("tor_agent_reconcile_passes_total", "counter", "Reconcile passes run.", (Sample(self.passes),)),
+            Metric(
+                "tor_agent_reconcile_failures_total", "counter", "Passes that failed.", (Sample(self.failed_passes),)
+            ),
+            Metric(
+                "tor_agent_drift_repairs_total",
+                "counter",
+                "Changes made to repair drift.",
+                (Sample(self.drift_repairs),),
+            ),
+            Metric(
+                "tor_agent_tunnels",
+                "gauge",
+                "GRE tunnel ports by state.",
+                (Sample(self.tunnels_up, (("state", "up"),)), Sample(self.tunnels_down, (("state", "down"),))),
+            ),
+            gauge("controllers_connected", "OpenFlow controllers connected.", self.controllers_connected),
+            gauge("ospf_neighbours_full", "OSPF neighbours in state Full.", self.ospf_neighbours_full),
+            Metric(
+                "tor_agent_ecmp_width",
+                "gauge",
+                "Kernel ECMP nexthops towards each remote VTEP.",
+                tuple(Sample(w, (("vtep", v),)) for v, w in sorted(self.ecmp_width.items())),
+            ),
+            gauge("last_apply_success", "1 if the last pass succeeded.", 1 if self.last_apply_ok else 0),
+            gauge("last_apply_timestamp_seconds", "When the last pass ended (Unix time).", self.last_apply_time),
+        ]
+
+
+def exposition(families: Iterable[Metric]) -> str:
+    """Prometheus text exposition format (version 0.0.4)."""
+    lines: list[str] = []
+    for family in families:
+        lines += [f"# HELP {family.name} {family.help}", f"# TYPE {family.name} {family.kind}"]
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels)
+            value = _number(sample.value)
+            lines.append(f"{family.name}{{{labels}}} {value}" if labels else f"{family.name} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Whole numbers without a decimal point, others with full precision (timestamps!)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def write_textfile(metrics: AgentMetrics, path: Path = DEFAULT_TEXTFILE) -> None:
+    """Replace `path` atomically with the current metrics (the directory must exist)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(exposition(metrics.families()))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
