@@ -67,6 +67,25 @@ def wait_until() -> Callable[..., Any]:
     return shared_wait_until
 
 
+FIGURES = pytest.StashKey[list[tuple[str, str]]]()
+
+
+@pytest.fixture(scope="session")
+def record(pytestconfig: pytest.Config) -> Callable[[str, object], None]:
+    """`record(name, value)`: a measured figure, printed in the terminal summary (so it shows in CI logs)."""
+    figures = pytestconfig.stash.setdefault(FIGURES, [])
+    return lambda name, value: figures.append((name, str(value)))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The figures recorded with `record`, one per line."""
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.section("recorded figures")
+        for name, value in figures:
+            terminalreporter.write_line(f"{name}: {value}")
+
+
 @pytest.fixture(scope="session")
 def converged(fabric: Lab) -> Lab:
     """The demo fabric once its underlay has converged (every check of `labs/lab status` passes)."""
