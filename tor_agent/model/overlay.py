@@ -4,21 +4,25 @@
 - the overlay bridge (pinned DPID, OpenFlow versions, fail mode, in-band control off when out-of-band)
   with its internal port, the access ports and one GRE port per peer VTEP;
 - on a `datapath: netdev` leaf, one bridge per uplink holding the physical port, its internal port carrying
-  the uplink's MTU and the bridge carrying the physical port's MAC (DESIGN.md §2, items 2 and 5).
+  the uplink's MTU and the bridge carrying the physical port's MAC (DESIGN.md §2, items 2 and 5);
+- the overlay bridge's OpenFlow controllers (one Controller row per target) and, for `ssl:` targets, the
+  switch-wide SSL row (key, certificate, CA) — see docs/controllers.md.
 Every port has exactly one interface of the same name. Map columns are sorted `(key, value)` pairs so
 that specs compare and hash by value.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from tor_agent.config.schema import Bfd, Intent, Overlay, Uplink
+from tor_agent.config.schema import Bfd, Controllers, Intent, Overlay, Uplink
 from tor_agent.model.underlay import uplink_bridge_name
 
-OWNER_KEY = "tor-agent-owner"  # in external_ids of every Bridge, Port and Interface tor-agent creates
+OWNER_KEY = "tor-agent-owner"  # in external_ids of every Bridge, Port, Interface, Controller and SSL row it creates
 OWNER_VALUE = "tor-agent"
 TUNNEL_PREFIX = "gre-"
 
@@ -26,6 +30,8 @@ TUNNEL_PREFIX = "gre-"
 DATAPATH_ID = "datapath-id"
 DISABLE_IN_BAND = "disable-in-band"
 HWADDR = "hwaddr"
+
+OPENFLOW_PORT = 6653  # OVS's default port for tcp: and ssl: controller targets
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -72,12 +78,40 @@ class BridgeSpec:
 
 
 @dataclass(frozen=True)
+class ControllerSpec:
+    """The Controller columns tor-agent sets. `target` is canonical (see `canonical_target`)."""
+
+    target: str
+    inactivity_probe: int | None = None  # ms; 0 disables the probe; None: OVS's default (5000)
+    max_backoff: int | None = None  # ms; None: OVS's default (8000)
+    connection_mode: str | None = None  # "out-of-band" | "in-band"; None: OVS's default (in-band)
+
+
+@dataclass(frozen=True)
+class SslSpec:
+    """The switch-wide SSL row: the files ovs-vswitchd uses for every ssl: connection."""
+
+    private_key: str
+    certificate: str
+    ca_cert: str
+
+
+@dataclass(frozen=True)
 class OvsDesired:
-    """Everything tor-agent wants in OVSDB; anything it owns beyond this is removed."""
+    """Everything tor-agent wants in OVSDB; anything it owns beyond this is removed.
+
+    Controllers belong to `controller_bridge` and are keyed by canonical target. Removing a bridge's last
+    controller clears its flow tables in OVS, so unless `allow_controller_removal` is set the reconciler
+    keeps the current ones when none are wanted (and reports it) rather than leave the bridge without any.
+    """
 
     bridges: Mapping[str, BridgeSpec]
     ports: Mapping[str, PortSpec]
     tunnels: Mapping[IPv4Address, str]  # peer VTEP -> tunnel port name (for routes and health checks)
+    controller_bridge: str | None = None
+    controllers: Mapping[str, ControllerSpec] = field(default_factory=dict)
+    ssl: SslSpec | None = None
+    allow_controller_removal: bool = False
 
 
 EMPTY = OvsDesired(bridges={}, ports={}, tunnels={})
@@ -86,6 +120,64 @@ EMPTY = OvsDesired(bridges={}, ports={}, tunnels={})
 def tunnel_port_name(peer: IPv4Address) -> str:
     """`gre-` + the peer's address as 8 hex digits (12 characters, fits IFNAMSIZ), as Neutron names them."""
     return f"{TUNNEL_PREFIX}{int(peer):08x}"
+
+
+_TARGET = re.compile(r"^(?P<scheme>tcp|ssl):(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+))?$")
+
+
+def canonical_target(target: str) -> str:
+    """The one spelling of a tcp:/ssl: controller target: `tcp:IP:PORT`, IPv6 in brackets, the port explicit.
+
+    OVS keys its controller connections by the target *string*, so `tcp:192.0.2.1`, `tcp:192.0.2.1:6653`
+    and `tcp:192.0.2.1:06653` are different connections to the same controller. Anything that does not
+    parse as an IP target (`unix:`, a host name, a passive `ptcp:`) is returned unchanged.
+    """
+    match = _TARGET.match(target)
+    if match is None:
+        return target
+    try:
+        address = ipaddress.ip_address(match["v6"] or match["host"])
+    except ValueError:
+        return target
+    port = int(match["port"]) if match["port"] else OPENFLOW_PORT
+    if not 0 < port < 65536:
+        return target
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"{match['scheme']}:{host}:{port}"
+
+
+def alternate_target(target: str) -> str:
+    """Another spelling of the canonical `target` for the same controller: the port with a leading zero.
+
+    Rewriting a Controller row's target from one spelling to the other makes ovs-vswitchd create a new
+    connection at once (OVS 3.1 keeps a disconnected controller's reconnect backoff, up to max_backoff,
+    whatever else changes in the row); the set of controllers never becomes empty, so flows are kept.
+    """
+    scheme_host, _, port = target.rpartition(":")
+    return f"{scheme_host}:0{port}"
+
+
+def desired_controllers(controllers: Controllers | None) -> dict[str, ControllerSpec]:
+    """One ControllerSpec per target of the intent's `controllers` section, by canonical target."""
+    if controllers is None:
+        return {}
+    return {
+        canonical_target(str(t)): ControllerSpec(
+            target=canonical_target(str(t)),
+            inactivity_probe=controllers.inactivity_probe_ms,
+            max_backoff=controllers.max_backoff_ms,
+            connection_mode=controllers.connection_mode,
+        )
+        for t in controllers.targets
+    }
+
+
+def desired_ssl(controllers: Controllers | None) -> SslSpec | None:
+    """The SSL row the intent's `controllers.ssl` asks for, or None."""
+    if controllers is None or controllers.ssl is None:
+        return None
+    ssl = controllers.ssl
+    return SslSpec(private_key=ssl.private_key, certificate=ssl.certificate, ca_cert=ssl.ca_cert)
 
 
 def tunnel_peers(intent: Intent, discovered: Iterable[IPv4Address]) -> frozenset[IPv4Address]:
@@ -100,6 +192,7 @@ def desired_ovs(
     intent: Intent,
     peers: frozenset[IPv4Address] = frozenset(),
     uplink_macs: Mapping[str, str] | None = None,
+    allow_controller_removal: bool = False,
 ) -> OvsDesired:
     """The OVS rows `intent` needs.
 
@@ -107,6 +200,8 @@ def desired_ovs(
     VTEP never is). `uplink_macs` maps an uplink's name to its physical port's MAC, read from the kernel
     by the caller; an uplink without a known MAC leaves its bridge's `hwaddr` unmanaged for this pass.
     A node without an overlay (a spine) wants nothing: everything tor-agent owns is removed.
+    `allow_controller_removal`: an intent without controllers may remove the bridge's last one (which
+    clears its flow tables); without it the current controllers are kept and reported.
     """
     overlay = intent.overlay
     if overlay is None:
@@ -131,6 +226,10 @@ def desired_ovs(
         bridges={b.name: b for b in bridges},
         ports={p.name: p for p in ports},
         tunnels=tunnels,
+        controller_bridge=overlay.bridge,
+        controllers=desired_controllers(intent.controllers),
+        ssl=desired_ssl(intent.controllers),
+        allow_controller_removal=allow_controller_removal,
     )
 
 

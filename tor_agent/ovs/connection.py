@@ -22,7 +22,7 @@ import ovs.stream
 
 from tor_agent.ovs.cache import Row, RowCache, optional
 from tor_agent.ovs.errors import OvsdbUnavailable, TransactionFailed, VswitchdTimeout
-from tor_agent.ovs.state import Action, ApplyResult, InterfaceFailure, OvsSnapshot
+from tor_agent.ovs.state import Action, ApplyResult, ControllerState, InterfaceFailure, OvsSnapshot
 from tor_agent.ovs.txn import TxnBuilder
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,17 @@ log = logging.getLogger(__name__)
 DEFAULT_REMOTE = "unix:/run/openvswitch/db.sock"
 DATABASE = "Open_vSwitch"
 COLUMNS: dict[str, list[str]] = {
-    "Open_vSwitch": ["bridges", "next_cfg", "cur_cfg"],
-    "Bridge": ["name", "ports", "datapath_type", "protocols", "fail_mode", "other_config", "external_ids"],
+    "Open_vSwitch": ["bridges", "next_cfg", "cur_cfg", "ssl"],
+    "Bridge": [
+        "name",
+        "ports",
+        "controller",
+        "datapath_type",
+        "protocols",
+        "fail_mode",
+        "other_config",
+        "external_ids",
+    ],
     "Port": ["name", "interfaces", "external_ids"],
     "Interface": [
         "name",
@@ -44,6 +53,17 @@ COLUMNS: dict[str, list[str]] = {
         "error",
         "external_ids",
     ],
+    "Controller": [
+        "target",
+        "inactivity_probe",
+        "max_backoff",
+        "connection_mode",
+        "external_ids",
+        "is_connected",
+        "role",
+        "status",
+    ],
+    "SSL": ["private_key", "certificate", "ca_cert", "external_ids"],
 }
 MAX_ATTEMPTS = 5
 TRIM_AFTER = 100  # actions: a transaction this large leaves parsing garbage worth handing back to the OS
@@ -78,14 +98,17 @@ def release_memory() -> None:
 
 
 class _Idl(ovs.db.idl.Idl):  # type: ignore[misc]
-    """The IDL, reporting every changed row (table name, UUID) to a callback."""
+    """The IDL, reporting every changed row (table name, UUID, changed columns if known) to a callback."""
 
-    def __init__(self, remote: str, helper: Any, on_change: Callable[[str, UUID], None]) -> None:
+    def __init__(self, remote: str, helper: Any, on_change: Callable[[str, UUID, frozenset[str] | None], None]) -> None:
         super().__init__(remote, helper)
         self.on_change = on_change
 
     def notify(self, event: str, row: Row, updates: Row | None = None) -> None:
-        self.on_change(row._table.name, row.uuid)
+        # For an update the IDL passes a row holding the old values of the changed columns only.
+        changed = getattr(updates, "_data", None) if event == ovs.db.idl.ROW_UPDATE else None
+        columns = frozenset(changed) if isinstance(changed, dict) else None
+        self.on_change(row._table.name, row.uuid, columns)
 
 
 class OvsConnection:
@@ -147,8 +170,13 @@ class OvsConnection:
 
     @property
     def generation(self) -> int:
-        """A counter that moves when a Bridge, Port or Interface row may have changed."""
+        """A counter that moves when a row tor-agent manages may have changed (not for controller status)."""
         return self._cache.generation
+
+    @property
+    def status_generation(self) -> int:
+        """A counter that moves when a Controller row may have changed, its status included."""
+        return self._cache.status_generation
 
     def run(self) -> None:
         """Process what ovsdb-server sent (updates, replies, reconnection); never blocks."""
@@ -207,6 +235,15 @@ class OvsConnection:
         if full:
             self._cache.invalidate()
         return self._cache.snapshot(self._idl.tables)
+
+    def controllers(self) -> tuple[ControllerState, ...]:
+        """Every Controller row with its bridge and connection status (no port is read: cheap to poll).
+
+        Raises OvsdbUnavailable while the replica is not synchronised.
+        """
+        if not self.ready:
+            raise OvsdbUnavailable(self.remote, "not connected (reconnecting)")
+        return self._cache.controller_states(self._idl.tables)
 
     # --- writing -----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tor_agent.model.overlay import BridgeSpec, InterfaceSpec, Pairs, PortSpec
+from tor_agent.model.overlay import BridgeSpec, ControllerSpec, InterfaceSpec, Pairs, PortSpec, SslSpec
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,54 @@ class InterfaceState:
 
 
 @dataclass(frozen=True)
+class ControllerState:
+    """A Controller row: the columns tor-agent sets (with the target made canonical) plus what ovs-vswitchd
+    reports about the connection. ovs-vswitchd refreshes `is_connected`, `role` and `status` on its stats
+    timer, so they can be up to ~5 s old."""
+
+    bridge: str | None  # the bridge holding it (None while held by none)
+    target: str  # as written in OVSDB (tor-agent may use the alternate spelling, see model.overlay)
+    owned: bool
+    spec: ControllerSpec  # spec.target is canonical
+    is_connected: bool = False
+    role: str | None = None  # "master" | "slave" | "other" (equal)
+    status: Pairs = ()  # state, last_error, sec_since_connect, sec_since_disconnect, ...
+
+    @property
+    def canonical(self) -> str:
+        """The canonical target: every spelling of one controller compares equal here."""
+        return self.spec.target
+
+    def status_value(self, key: str) -> str | None:
+        """One key of the `status` map."""
+        return dict(self.status).get(key)
+
+
+@dataclass(frozen=True)
+class SslState:
+    """The switch-wide SSL row referenced by the Open_vSwitch row."""
+
+    owned: bool
+    spec: SslSpec
+
+
+@dataclass(frozen=True)
 class OvsSnapshot:
-    """The relevant part of OVSDB, owned and foreign rows alike, keyed by name."""
+    """The relevant part of OVSDB, owned and foreign rows alike, keyed by name.
+
+    `controllers` is None when the snapshot was taken without the Controller and SSL tables (an older
+    driver or a test fake): controllers and SSL are then neither compared nor changed.
+    """
 
     bridges: Mapping[str, BridgeState]
     ports: Mapping[str, PortState]
     interfaces: Mapping[str, InterfaceState]
+    controllers: tuple[ControllerState, ...] | None = None
+    ssl: SslState | None = None
+
+    def controllers_of(self, bridge: str) -> tuple[ControllerState, ...]:
+        """The controllers of `bridge`, owned and foreign (none when controllers were not read)."""
+        return tuple(c for c in self.controllers or () if c.bridge == bridge)
 
     def port_matches(self, spec: PortSpec) -> bool:
         """True when an owned port and interface named `spec.name` already look exactly like `spec`."""
@@ -122,7 +164,58 @@ class DeletePort:
     name: str
 
 
-Action = AddBridge | UpdateBridge | DeleteBridge | AddPort | UpdatePort | DeletePort
+@dataclass(frozen=True)
+class AddController:
+    bridge: str
+    spec: ControllerSpec
+
+
+@dataclass(frozen=True)
+class UpdateController:
+    bridge: str
+    spec: ControllerSpec
+
+
+@dataclass(frozen=True)
+class DeleteController:
+    bridge: str
+    target: str  # as written in OVSDB
+
+
+@dataclass(frozen=True)
+class ReconnectController:
+    """Make ovs-vswitchd connect to this controller now: its row's target is rewritten to the other
+    spelling of the same address (a new connection, no reconnect backoff; the controller set never
+    becomes empty, so flows stay)."""
+
+    bridge: str
+    target: str  # canonical
+
+
+@dataclass(frozen=True)
+class SetSsl:
+    spec: SslSpec
+
+
+@dataclass(frozen=True)
+class DeleteSsl:
+    pass
+
+
+Action = (
+    AddBridge
+    | UpdateBridge
+    | DeleteBridge
+    | AddPort
+    | UpdatePort
+    | DeletePort
+    | AddController
+    | UpdateController
+    | DeleteController
+    | ReconnectController
+    | SetSsl
+    | DeleteSsl
+)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Ownership is checked again here, against a snapshot taken in the same IDL state the transaction is built
 on (the plan may come from an older one): a row without tor-agent's marker is never modified or deleted,
-whatever the action says.
+whatever the action says. Controller rows are found by bridge and canonical target (any spelling).
 """
 
 from __future__ import annotations
@@ -10,21 +10,51 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, BridgeSpec, InterfaceSpec, Pairs, PortSpec
+from tor_agent.model.overlay import (
+    OWNER_KEY,
+    OWNER_VALUE,
+    BridgeSpec,
+    ControllerSpec,
+    InterfaceSpec,
+    Pairs,
+    PortSpec,
+    SslSpec,
+    alternate_target,
+)
 from tor_agent.ovs.cache import NameIndex, Row
 from tor_agent.ovs.state import (
     Action,
     AddBridge,
+    AddController,
     AddPort,
     Conflict,
+    ControllerState,
     DeleteBridge,
+    DeleteController,
     DeletePort,
+    DeleteSsl,
     OvsSnapshot,
+    ReconnectController,
+    SetSsl,
     UpdateBridge,
+    UpdateController,
     UpdatePort,
 )
 
-_ORDER = {AddBridge: 0, UpdateBridge: 0, AddPort: 1, UpdatePort: 1, DeletePort: 2, DeleteBridge: 3}
+_ORDER: dict[type, int] = {
+    AddBridge: 0,
+    UpdateBridge: 0,
+    SetSsl: 0,
+    AddPort: 1,
+    UpdatePort: 1,
+    AddController: 1,
+    UpdateController: 1,
+    ReconnectController: 1,
+    DeletePort: 2,
+    DeleteController: 2,
+    DeleteSsl: 2,
+    DeleteBridge: 3,
+}
 
 
 def _marker() -> dict[str, str]:
@@ -76,6 +106,16 @@ class TxnBuilder:
                     self.delete_port(name)
                 case DeleteBridge(name):
                     self.delete_bridge(name)
+                case AddController(bridge, cspec) | UpdateController(bridge, cspec):
+                    self.ensure_controller(bridge, cspec)
+                case DeleteController(bridge, target):
+                    self.delete_controller(bridge, target)
+                case ReconnectController(bridge, target):
+                    self.reconnect_controller(bridge, target)
+                case SetSsl(sspec):
+                    self.set_ssl(sspec)
+                case DeleteSsl():
+                    self.delete_ssl()
 
     # --- lookups -----------------------------------------------------------------------------------
 
@@ -219,3 +259,91 @@ class TxnBuilder:
             self._foreign("Port", name, f"is on bridge {bridge_name}, which tor-agent does not own: not deleted")
             return
         bridge.delvalue("ports", port)
+
+    # --- controllers -------------------------------------------------------------------------------
+
+    def _controller(self, bridge: str, canonical: str) -> tuple[Row, ControllerState] | None:
+        """The live row of `bridge`'s controller `canonical` (any spelling; an owned one first)."""
+        states = [c for c in self.snap.controllers_of(bridge) if c.canonical == canonical]
+        for state in sorted(states, key=lambda c: not c.owned):
+            uuid = self.index.controllers.get((bridge, state.target))
+            row = None if uuid is None else self.idl.tables["Controller"].rows.get(uuid)
+            if row is not None:
+                return row, state
+        return None
+
+    def ensure_controller(self, bridge_name: str, spec: ControllerSpec) -> None:
+        found = self._controller(bridge_name, spec.target)
+        if found is None:
+            bridge = self._bridge_for_ports(bridge_name)
+            if bridge is None:
+                self._foreign("Controller", spec.target, f"bridge {bridge_name} is missing or not owned by tor-agent")
+                return
+            row = self.txn.insert(self.idl.tables["Controller"])
+            row.target = spec.target
+            row.inactivity_probe = _opt(spec.inactivity_probe)
+            row.max_backoff = _opt(spec.max_backoff)
+            row.connection_mode = _opt(spec.connection_mode)
+            row.external_ids = _marker()
+            bridge.addvalue("controller", row)
+            return
+        row, state = found
+        if not state.owned:
+            self._foreign("Controller", spec.target, "exists without tor-agent's marker: not modified")
+            return
+        current = state.spec
+        if current.inactivity_probe != spec.inactivity_probe:
+            row.inactivity_probe = _opt(spec.inactivity_probe)
+        if current.max_backoff != spec.max_backoff:
+            row.max_backoff = _opt(spec.max_backoff)
+        if current.connection_mode != spec.connection_mode:
+            row.connection_mode = _opt(spec.connection_mode)
+
+    def delete_controller(self, bridge_name: str, target: str) -> None:
+        uuid = self.index.controllers.get((bridge_name, target))
+        row = None if uuid is None else self.idl.tables["Controller"].rows.get(uuid)
+        bridge = self._live("Bridge", bridge_name)
+        if row is None or bridge is None:
+            return
+        state = next((c for c in self.snap.controllers_of(bridge_name) if c.target == target), None)
+        if state is None or not state.owned:
+            self._foreign("Controller", target, "exists without tor-agent's marker: not deleted")
+            return
+        bridge.delvalue("controller", row)  # ovsdb-server collects the unreferenced row
+
+    def reconnect_controller(self, bridge_name: str, canonical: str) -> None:
+        found = self._controller(bridge_name, canonical)
+        if found is None:
+            return
+        row, state = found
+        if not state.owned:
+            self._foreign("Controller", canonical, "exists without tor-agent's marker: not reconnected")
+            return
+        row.target = alternate_target(canonical) if state.target == canonical else canonical
+
+    # --- SSL ---------------------------------------------------------------------------------------
+
+    def set_ssl(self, spec: SslSpec) -> None:
+        current = self.snap.ssl
+        row = None if self.index.ssl is None else self.idl.tables["SSL"].rows.get(self.index.ssl)
+        if row is None or current is None:
+            row = self.txn.insert(self.idl.tables["SSL"])
+            row.private_key, row.certificate, row.ca_cert = spec.private_key, spec.certificate, spec.ca_cert
+            row.external_ids = _marker()
+            self.root.ssl = [row]
+            return
+        if not current.owned:
+            self._foreign("SSL", "SSL", "exists without tor-agent's marker: not modified")
+            return
+        for column in ("private_key", "certificate", "ca_cert"):
+            if getattr(current.spec, column) != getattr(spec, column):
+                setattr(row, column, getattr(spec, column))
+
+    def delete_ssl(self) -> None:
+        current = self.snap.ssl
+        if current is None:
+            return
+        if not current.owned:
+            self._foreign("SSL", "SSL", "exists without tor-agent's marker: not deleted")
+            return
+        self.root.ssl = []

@@ -1,12 +1,15 @@
 """Keep OVS equal to the desired overlay: diff as sets → actions → one transaction → verify.
 
 - `diff_overlay(desired, snapshot)` (pure) compares owned rows only and returns a `Plan`: actions for the
-  added, changed and deleted bridges and ports, plus conflicts (foreign rows in the way), never touching
-  a row tor-agent does not own.
+  added, changed and deleted bridges, ports, controllers and the SSL row, plus conflicts (foreign rows in
+  the way), never touching a row tor-agent does not own. The controller set of a bridge is replaced in the
+  same transaction as everything else, so it never passes through zero controllers (which would clear the
+  bridge's flow tables); removing the last one is refused unless the desired state allows it.
 - `OverlayReconciler.run_once()` does one pass against a driver (`OvsConnection`, or a fake in tests);
   a pass with nothing to do sends nothing to OVSDB.
 - `OverlayLoop` drives the reconciler from OVSDB change notifications (debounced), with a periodic full
-  pass as the safe fallback; other threads hand it new desired state with `update()`.
+  pass as the safe fallback; other threads hand it new desired state with `update()`. A `sidecar` (the
+  controller keeper, tor_agent.reconcile.controllers) runs in the same thread on the same connection.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,20 +27,30 @@ from tor_agent.ovs.errors import InterfaceError, OvsError
 from tor_agent.ovs.state import (
     Action,
     AddBridge,
+    AddController,
     AddPort,
     ApplyResult,
     Conflict,
+    ControllerState,
     DeleteBridge,
+    DeleteController,
     DeletePort,
+    DeleteSsl,
     InterfaceFailure,
     OvsSnapshot,
+    ReconnectController,
+    SetSsl,
     UpdateBridge,
+    UpdateController,
     UpdatePort,
 )
 
 log = logging.getLogger(__name__)
 
 _NOT_OURS = "exists without tor-agent's marker: not modified"
+_ADDED = (AddBridge, AddPort, AddController)
+_CHANGED = (UpdateBridge, UpdatePort, UpdateController, ReconnectController, SetSsl)
+_DELETED = (DeleteBridge, DeletePort, DeleteController, DeleteSsl)
 
 
 @dataclass(frozen=True)
@@ -48,14 +61,14 @@ class Plan:
     conflicts: tuple[Conflict, ...] = ()
     unchanged: int = 0
 
-    def count(self, kind: type) -> int:
+    def count(self, kind: type | tuple[type, ...]) -> int:
         return sum(isinstance(a, kind) for a in self.actions)
 
     def summary(self) -> str:
         parts = [
-            f"{self.count(AddBridge) + self.count(AddPort)} added",
-            f"{self.count(UpdateBridge) + self.count(UpdatePort)} changed",
-            f"{self.count(DeleteBridge) + self.count(DeletePort)} deleted",
+            f"{self.count(_ADDED)} added",
+            f"{self.count(_CHANGED)} changed",
+            f"{self.count(_DELETED)} deleted",
             f"{self.unchanged} unchanged",
         ]
         if self.conflicts:
@@ -98,7 +111,77 @@ def diff_overlay(desired: OvsDesired, snap: OvsSnapshot) -> Plan:
                 conflicts.append(Conflict("Bridge", name, reason))
             else:
                 actions.append(DeleteBridge(name))
+    if snap.controllers is not None:
+        for part in (_diff_controllers(desired, snap), _diff_ssl(desired, snap)):
+            actions += part.actions
+            conflicts += part.conflicts
+            unchanged += part.unchanged
     return Plan(tuple(actions), tuple(conflicts), unchanged)
+
+
+def _diff_controllers(desired: OvsDesired, snap: OvsSnapshot) -> Plan:
+    """Controller rows: added, changed and deleted per bridge, never leaving a kept bridge without any."""
+    actions: list[Action] = []
+    conflicts: list[Conflict] = []
+    unchanged = 0
+    held: dict[str, list[ControllerState]] = {}
+    for state in snap.controllers or ():
+        if state.bridge is not None:
+            held.setdefault(state.bridge, []).append(state)
+    bridge = desired.controller_bridge
+    if bridge is not None and desired.controllers:
+        here = held.get(bridge, [])
+        foreign = {c.canonical for c in here if not c.owned}
+        mine = {c.canonical: c for c in sorted(here, key=lambda c: not c.is_connected) if c.owned}
+        for target, spec in desired.controllers.items():
+            if target in foreign:
+                conflicts.append(Conflict("Controller", target, _NOT_OURS))
+            elif target not in mine:
+                actions.append(AddController(bridge, spec))
+            elif mine[target].spec == spec:
+                unchanged += 1
+            else:
+                actions.append(UpdateController(bridge, spec))
+    for name, states in sorted(held.items()):
+        if name not in desired.bridges or name not in snap.bridges:
+            continue  # goes with its bridge
+        wanted = desired.controllers if name == bridge else {}
+        kept = _kept_rows(states, wanted)
+        drop = [c for c in states if c.owned and c not in kept]
+        if drop and not kept and not wanted and not desired.allow_controller_removal:
+            targets = ", ".join(sorted(c.target for c in drop))
+            reason = (
+                f"no controller wanted, but removing the last one ({targets}) would clear the bridge's flow "
+                "tables: kept (see docs/controllers.md to remove them on purpose)"
+            )
+            conflicts.append(Conflict("Controller", name, reason))
+            continue
+        actions += [DeleteController(name, c.target) for c in drop]
+    return Plan(tuple(actions), tuple(conflicts), unchanged)
+
+
+def _kept_rows(states: Sequence[ControllerState], wanted: Mapping[str, object]) -> list[ControllerState]:
+    """The rows that stay on a bridge: every foreign one, and one owned row per wanted target (preferring a
+    connected one when a target is there twice)."""
+    kept = [c for c in states if not c.owned]
+    chosen: set[str] = set()
+    for c in sorted(states, key=lambda c: not c.is_connected):
+        if c.owned and c.canonical in wanted and c.canonical not in chosen:
+            chosen.add(c.canonical)
+            kept.append(c)
+    return kept
+
+
+def _diff_ssl(desired: OvsDesired, snap: OvsSnapshot) -> Plan:
+    """The switch-wide SSL row: set when wanted, removed when tor-agent owns it and it is not wanted."""
+    have = snap.ssl
+    if desired.ssl is None:
+        return Plan((DeleteSsl(),)) if have is not None and have.owned else Plan()
+    if have is None:
+        return Plan((SetSsl(desired.ssl),))
+    if not have.owned:
+        return Plan(conflicts=(Conflict("SSL", "SSL", _NOT_OURS),))
+    return Plan(unchanged=1) if have.spec == desired.ssl else Plan((SetSsl(desired.ssl),))
 
 
 def _foreign(snap: OvsSnapshot, name: str) -> Conflict | None:
@@ -201,7 +284,8 @@ def _failures_after(snap: OvsSnapshot, plan: Plan, result: ApplyResult | None) -
     """
     if result is None:
         return snap.owned_failures()
-    acted = {a.name if isinstance(a, DeletePort | DeleteBridge) else a.spec.name for a in plan.actions}
+    acted = {a.name for a in plan.actions if isinstance(a, DeletePort | DeleteBridge)}
+    acted |= {a.spec.name for a in plan.actions if isinstance(a, AddPort | UpdatePort | AddBridge | UpdateBridge)}
     kept = [f for f in snap.owned_failures() if f.interface not in acted]
     return tuple(sorted((*kept, *result.failures), key=lambda f: f.interface))
 
@@ -215,6 +299,16 @@ class EventSource(Protocol):
     def run(self) -> None: ...
 
     def wait(self, timeout: float, fds: Sequence[int] = ()) -> None: ...
+
+
+class Sidecar(Protocol):
+    """Work that shares the loop's thread and OVSDB connection (`ControllerKeeper`)."""
+
+    def fds(self) -> Sequence[int]: ...
+
+    def next_wakeup(self) -> float: ...
+
+    def tick(self) -> None: ...
 
 
 @dataclass
@@ -231,7 +325,8 @@ class OverlayLoop:
     """Run the reconciler whenever OVSDB reports a change (debounced) and every `full_every` s.
 
     `run()` blocks (call it from one thread, which then owns the connection); `update()` and `stop()` may
-    be called from any thread. After a failed pass the next one comes `retry_after` s later.
+    be called from any thread. After a failed pass the next one comes `retry_after` s later. The
+    `sidecar`'s `tick()` runs on every wake-up: OVSDB input, one of its fds readable, or its deadline.
     """
 
     reconciler: OverlayReconciler
@@ -241,6 +336,7 @@ class OverlayLoop:
     retry_after: float = 1.0
     on_report: Callable[[PassReport], None] | None = None
     stats: LoopStats = field(default_factory=LoopStats)
+    sidecar: Sidecar | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -271,6 +367,8 @@ class OverlayLoop:
         next_full = time.monotonic()
         while not self._stopped:
             self.events.run()
+            if self.sidecar is not None:
+                self.sidecar.tick()
             updated = self._take_update()
             now = time.monotonic()
             full = now >= next_full
@@ -283,7 +381,11 @@ class OverlayLoop:
                 if report.error is not None:
                     next_full = min(next_full, time.monotonic() + self.retry_after)
                 continue
-            self.events.wait(next_full - now, [self._wake_r])
+            if self.sidecar is None:
+                self.events.wait(next_full - now, [self._wake_r])
+            else:
+                wake = min(next_full, self.sidecar.next_wakeup())
+                self.events.wait(wake - now, [self._wake_r, *self.sidecar.fds()])
             self._drain()
 
     def _settle(self) -> None:
