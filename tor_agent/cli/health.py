@@ -1,4 +1,5 @@
-"""`tor-agent status` and `tor-agent verify`: read-only underlay health (OSPF, BFD, ECMP in OSPF/zebra/kernel)."""
+"""`tor-agent status` and `tor-agent verify`: read-only health of the underlay (OSPF, BFD, ECMP in
+OSPF/zebra/kernel) and, when the intent has controllers, of the OpenFlow controller connections."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from pathlib import Path
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
+from tor_agent.cli.controllers import read_controllers
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_OK, EXIT_RUNTIME, RuntimeFailure
 from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health import Degraded, UnderlayState, UnderlayStatus, collect, judge
 from tor_agent.health import status as underlay_status
+from tor_agent.health.controllers import ControllerAlarm, ControllersStatus
+from tor_agent.health.controllers import judge as judge_controllers
+from tor_agent.health.controllers import status_lines as controller_lines
+from tor_agent.health.controllers import verify as verify_controllers
 from tor_agent.health.report import status_lines, verify_lines
 from tor_agent.health.underlay import bfd_enabled
 from tor_agent.net import kernel_routes
@@ -26,6 +32,18 @@ def read_underlay(intent: Intent) -> UnderlayState:
     return collect(Vtysh(timeout_s=SHOW_TIMEOUT_S), kernel_routes, bfd=bfd_enabled(intent))
 
 
+def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatus | None, list[ControllerAlarm]]:
+    """The controllers section: None and no alarm when the intent has no controllers (spines); an alarm
+    naming the error when OVSDB cannot be read. `verifying`: no controller connected fails at once."""
+    if intent.controllers is None or intent.overlay is None:
+        return None, []
+    try:
+        st = read_controllers(intent)
+    except RuntimeFailure as e:
+        return None, [ControllerAlarm("read", intent.overlay.bridge, f"cannot read the controllers: {e}")]
+    return st, verify_controllers(st) if verifying else judge_controllers(st)
+
+
 @click.command()
 @CONFIG
 @JSON
@@ -33,8 +51,9 @@ def read_underlay(intent: Intent) -> UnderlayState:
 def status(config: Path, as_json: bool) -> None:
     """Show the underlay of the intent file CONFIG: the OSPF neighbour and BFD session of every uplink, all BFD
     sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF,
-    zebra and the kernel FIB see them, plus what `verify` would report. Changes nothing. Exit 0 whenever
-    the state could be read.
+    zebra and the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their
+    connections and alarms too (as `tor-agent controllers`). Changes nothing. Exit 0 whenever the state
+    could be read.
 
     \b
     Example:
@@ -44,10 +63,18 @@ def status(config: Path, as_json: bool) -> None:
     intent = load(config)
     st = underlay_status(read_underlay(intent), intent)
     problems = judge(st)
+    ctl, alarms = check_controllers(intent, verifying=False)
     if as_json:
-        print_json({**st.as_json(), "ok": not problems, "degraded": [p.as_json() for p in problems]})
+        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms]
+        extra = {"controllers": ctl.as_json() if ctl is not None else None} if intent.controllers is not None else {}
+        print_json({**st.as_json(), **extra, "ok": not degraded, "degraded": degraded})
     else:
-        click.echo("\n".join(status_lines(st, problems)))
+        lines = status_lines(st, problems)
+        if ctl is not None:
+            lines += controller_lines(ctl, alarms)
+        else:
+            lines += [f"alarm: {a}" for a in alarms]
+        click.echo("\n".join(lines))
 
 
 @click.command()
@@ -57,8 +84,10 @@ def status(config: Path, as_json: bool) -> None:
 def verify(config: Path, as_json: bool) -> None:
     """Check the underlay of the intent file CONFIG: every uplink has a Full OSPF neighbour (and an up BFD
     session when BFD is on), and every known VTEP has the same route in OSPF, zebra's FIB and the kernel FIB,
-    over as many ECMP nexthops as there are healthy uplinks. Exit 0 healthy, 1 degraded (each item listed),
-    2 invalid CONFIG. Cheap enough to run every few seconds (four vtysh calls and one netlink dump).
+    over as many ECMP nexthops as there are healthy uplinks; with controllers in CONFIG, at least one is
+    connected (and none has been down for 10 s, and one is master or equal). Exit 0 healthy, 1 degraded
+    (each item listed), 2 invalid CONFIG. Cheap enough to run every few seconds (four vtysh calls, one
+    netlink dump, one OVSDB read).
 
     \b
     Example:
@@ -72,8 +101,16 @@ def verify(config: Path, as_json: bool) -> None:
         problems = judge(st)
     except RuntimeFailure as e:
         problems = [Degraded("read", "tor-agent", f"cannot read the underlay: {e}")]
+    ctl, alarms = check_controllers(intent, verifying=True)
+    hostname = intent.node.hostname
     if as_json:
-        print_json({"ok": not problems, "hostname": intent.node.hostname, "degraded": [p.as_json() for p in problems]})
+        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms]
+        print_json({"ok": not degraded, "hostname": hostname, "degraded": degraded})
     else:
-        click.echo("\n".join(verify_lines(intent.node.hostname, problems, st)))
-    sys.exit(EXIT_RUNTIME if problems else EXIT_OK)
+        lines = verify_lines(hostname, problems, st)
+        if alarms:
+            lines += [f"{hostname}: controllers degraded ({len(alarms)}):", *(f"  {a}" for a in alarms)]
+        elif ctl is not None:
+            lines.append(f"{hostname}: controllers healthy: {len(ctl.connected)}/{len(ctl.configured)} connected")
+        click.echo("\n".join(lines))
+    sys.exit(EXIT_RUNTIME if problems or alarms else EXIT_OK)

@@ -1,0 +1,255 @@
+"""The controller keeper: its pure state machine fed with explicit times, and its shell against fakes."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import select
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+
+import yaml
+
+from tor_agent.config import load_text
+from tor_agent.health.controllers import Endpoint, endpoint
+from tor_agent.model.overlay import EMPTY, ControllerSpec
+from tor_agent.ovs.state import Action, ApplyResult, ControllerState, OvsSnapshot, ReconnectController
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepalivePolicy, KeepaliveSettings, TcpProber
+from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
+from tor_agent.wait import wait_until
+
+A, B = "tcp:203.0.113.10:6653", "tcp:203.0.113.11:6653"
+EP_A: Endpoint = (ipaddress.ip_address("203.0.113.10"), 6653)
+EP_B: Endpoint = (ipaddress.ip_address("203.0.113.11"), 6653)
+SETTINGS = KeepaliveSettings(
+    bridge="br-tor", targets=(A, B), probe_interval_s=0.5, grace_s=10.0, first_holdoff_s=1.0, max_holdoff_s=8.0
+)
+
+
+def row(target: str, connected: bool = True, role: str = "other", owned: bool = True, **status: str) -> ControllerState:
+    spec = ControllerSpec(target, 5000, 8000, "out-of-band")
+    return ControllerState("br-tor", target, owned, spec, connected, role, tuple(sorted(status.items())))
+
+
+def up(*endpoints: Endpoint) -> frozenset[Endpoint]:
+    return frozenset(endpoints)
+
+
+def kinds(policy: KeepalivePolicy) -> list[tuple[str, str]]:
+    return [(e.kind, e.subject) for e in policy.events]
+
+
+def test_connected_controllers_need_nothing() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A), row(B)], up(EP_A, EP_B))
+    assert p.probes_due(0.0) == [] and p.reconnects_due(0.0) == [] and p.alarms(100.0) == []
+    st = p.status(1.0)
+    assert [(c.target, c.connected, c.flaps) for c in st.controllers] == [(A, True, 0), (B, True, 0)]
+
+
+def test_a_lost_controller_is_probed_and_reconnected_once_it_answers() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A), row(B)], up(EP_A, EP_B))
+    p.observe(1.0, [row(A), row(B)], up(EP_B))  # the kernel knows before OVSDB does
+    assert kinds(p) == [("disconnected", A)]
+    assert p.probes_due(1.0) == [A] and p.probes_due(1.2) == []  # one probe in flight at a time
+    p.probe_result(1.01, A, ok=False, error="Connection refused")
+    assert p.reconnects_due(1.01) == [] and p.probes_due(1.3) == [] and p.probes_due(1.5) == [A]
+    p.probe_result(1.52, A, ok=True)
+    assert p.reconnects_due(1.52) == [A]
+    assert p.reconnects_due(1.6) == []  # no second rewrite without a newer probe and the hold-off
+    p.observe(1.56, [row(A), row(B)], up(EP_A, EP_B))
+    assert kinds(p)[-1] == ("connected", A)
+    st = p.status(2.0).controllers[0]
+    assert (st.connected, st.flaps, st.reconnects_forced, st.reachable) == (True, 1, 1, None)
+
+
+def test_rewrites_back_off_while_the_switch_still_cannot_connect() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A, connected=False), row(B)], up(EP_B))
+    kicks, now = [], 0.0
+    while now < 40.0:
+        for target in p.probes_due(now):
+            p.probe_result(now, target, ok=True)  # TCP gets through, TLS (say) does not
+        if p.reconnects_due(now):
+            kicks.append(now)
+        now = round(now + 0.25, 2)
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(kicks)]
+    assert kicks[0] == 0.0
+    assert gaps[:4] == [1.0, 2.0, 4.0, 8.0] and set(gaps[4:]) == {8.0}  # capped at the intent's max_backoff
+
+
+def test_every_controller_down_raises_one_alarm_after_grace_then_clears() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A), row(B)], up(EP_A, EP_B))
+    p.observe(2.0, [row(A), row(B)], up())
+    assert p.alarms(11.9) == []
+    (alarm,) = p.alarms(12.0)
+    assert (alarm.kind, alarm.subject) == ("all-down", "br-tor")
+    assert "installed flows keep forwarding (fail_mode secure)" in alarm.message
+    p.observe(13.0, [row(A), row(B)], up(EP_B))
+    (alarm,) = p.alarms(13.0)
+    assert (alarm.kind, alarm.subject) == ("down", A) and "not connected for 11s" in alarm.message
+    assert ("cleared", "br-tor") in kinds(p)
+
+
+def test_state_before_the_keeper_started_comes_from_ovs_counters() -> None:
+    p = KeepalivePolicy(SETTINGS, now=100.0)
+    p.observe(100.0, [row(A, connected=False, sec_since_disconnect="30"), row(B)], None)
+    assert p.status(100.0).controllers[0].down_for_s == 30.0
+    assert [a.kind for a in p.alarms(100.0)] == ["down"]
+
+
+def test_without_the_kernel_table_ovsdb_decides() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A), row(B)], None)
+    p.observe(1.0, [row(A, connected=False), row(B)], None)
+    assert kinds(p) == [("disconnected", A)] and p.probes_due(1.0) == [A]
+
+
+def test_no_master_or_equal_is_an_alarm_after_grace() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A, role="slave"), row(B, role="slave")], up(EP_A, EP_B))
+    assert p.alarms(9.0) == []
+    (alarm,) = p.alarms(10.0)
+    assert alarm.kind == "no-master" and A in alarm.message
+    p.observe(11.0, [row(A, role="master"), row(B, role="slave")], up(EP_A, EP_B))
+    assert p.alarms(11.0) == []
+
+
+def test_a_row_tor_agent_does_not_own_is_never_rewritten() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A, connected=False, owned=False), row(B)], up(EP_B))
+    assert p.probes_due(0.0) == [A]
+    p.probe_result(0.0, A, ok=True)
+    assert p.reconnects_due(0.0) == []
+
+
+def test_next_wakeup_is_the_next_probe_or_grace_deadline() -> None:
+    p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A), row(B)], up(EP_A, EP_B))
+    assert p.next_wakeup(0.0) == 60.0  # nothing to do: a long sleep
+    p.observe(1.0, [row(A), row(B)], up(EP_B))
+    assert p.probes_due(1.0) == [A]
+    assert p.next_wakeup(1.0) == 11.0  # the probe's answer wakes the shell; then grace
+    p.probe_result(1.1, A, ok=False)
+    assert p.next_wakeup(1.1) == 1.5
+
+
+# --- the shell ---------------------------------------------------------------------------------------
+
+
+class FakeDriver:
+    def __init__(self, rows: list[ControllerState]) -> None:
+        self.rows = rows
+        self.applied: list[tuple[Action, ...]] = []
+
+    def controllers(self) -> tuple[ControllerState, ...]:
+        return tuple(self.rows)
+
+    def apply(self, actions: Sequence[Action]) -> ApplyResult:
+        self.applied.append(tuple(actions))
+        return ApplyResult(True)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_keeper_probes_in_threads_and_rewrites_the_target() -> None:
+    reachable: set[Endpoint] = set()
+
+    def connect(where: Endpoint, timeout: float) -> None:
+        if where not in reachable:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    clock = Clock()
+    driver = FakeDriver([row(A, connected=False), row(B)])
+    sockets = {EP_B}
+    keeper = ControllerKeeper(
+        driver, SETTINGS, prober=TcpProber(0.1, connect, clock), sockets=lambda: up(*sockets), clock=clock
+    )
+    try:
+        keeper.tick()  # A is down: a probe starts
+
+        def probed() -> bool:
+            select.select(keeper.fds(), [], [], 0.05)
+            keeper.tick()
+            return keeper.status().controllers[0].reachable is not None
+
+        wait_until(probed, 2, interval=0.001, what="the first probe")
+        assert keeper.status().controllers[0].reachable is False and driver.applied == []
+        assert keeper.status().controllers[0].last_error == "Connection refused"
+        reachable.add(EP_A)
+        clock.now = 0.5
+        keeper.tick()
+        wait_until(lambda: probed() and driver.applied, 2, interval=0.001, what="the rewrite")
+        assert driver.applied == [(ReconnectController("br-tor", A),)]
+        sockets.add(EP_A)
+        keeper.tick()
+        assert keeper.status().controllers[0].connected and keeper.alarms() == ()
+    finally:
+        keeper.close()
+
+
+class FakeEvents:
+    generation = 0
+
+    def run(self) -> None:
+        pass
+
+    def wait(self, timeout: float, fds: Sequence[int] = ()) -> None:
+        select.select(list(fds), [], [], max(0.0, min(timeout, 0.01)))
+
+
+def test_the_overlay_loop_ticks_its_sidecar() -> None:
+    class Sidecar:
+        ticks = 0
+
+        def fds(self) -> Sequence[int]:
+            return []
+
+        def next_wakeup(self) -> float:
+            return 0.0
+
+        def tick(self) -> None:
+            self.ticks += 1
+
+    class EmptyDriver:
+        def snapshot(self, full: bool = False) -> OvsSnapshot:
+            return OvsSnapshot({}, {}, {})
+
+        def apply(self, actions: Sequence[Action]) -> ApplyResult:
+            return ApplyResult(False)
+
+    sidecar = Sidecar()
+    loop = OverlayLoop(OverlayReconciler(EmptyDriver(), EMPTY), FakeEvents(), full_every=3600, sidecar=sidecar)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        wait_until(lambda: sidecar.ticks >= 3, 2, interval=0.001, what="the sidecar to tick")
+    finally:
+        loop.stop()
+        thread.join(5)
+        loop.close()
+
+
+def test_settings_from_the_intent() -> None:
+    doc = {
+        "version": 1,
+        "node": {"hostname": "leaf1", "role": "leaf", "router_id": "198.18.0.11", "loopback": "198.18.0.11/32"},
+        "underlay": {"ospf": {"area": "0.0.0.0"}, "uplinks": [{"name": "eth1", "unnumbered": True, "mtu": 9000}]},
+        "overlay": {"bridge": "br-tor", "dpid": "00000000000000a1", "access_ports": []},
+        "controllers": {"targets": ["tcp:203.0.113.10", B], "max_backoff_ms": 2000},
+    }
+    settings = KeepaliveSettings.from_intent(load_text(yaml.safe_dump(doc)), grace_s=3.0)
+    assert settings is not None
+    assert (settings.bridge, settings.targets, settings.max_holdoff_s, settings.grace_s) == ("br-tor", (A, B), 2.0, 3.0)
+    assert replace(settings, fail_mode="secure") == settings
+    assert endpoint("ssl:[2001:db8::1]:6653") == (ipaddress.ip_address("2001:db8::1"), 6653)
+    assert endpoint(A) == EP_A and endpoint("unix:/run/ctl") is None

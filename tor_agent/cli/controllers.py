@@ -1,0 +1,104 @@
+"""`tor-agent controllers`: the overlay bridge's OpenFlow controller connections, as OVSDB and the kernel see them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
+from tor_agent.config import load
+from tor_agent.config.schema import Intent
+from tor_agent.health.controllers import (
+    DEFAULT_GRACE_S,
+    ControllersStatus,
+    ControllerStatus,
+    controllers_status,
+    endpoint,
+    established_endpoints,
+    judge,
+    status_lines,
+)
+from tor_agent.reconcile.controllers import tcp_connect
+
+DEFAULT_REMOTE = "unix:/run/openvswitch/db.sock"  # as tor_agent.ovs.connection (imported only when used)
+OVSDB_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S = 0.5
+
+DB = click.option(
+    "--db",
+    "remote",
+    default=DEFAULT_REMOTE,
+    show_default=True,
+    metavar="REMOTE",
+    help="The OVSDB server to read (as ovs-vsctl's --db).",
+)
+GRACE = click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a controller may be down before it is an alarm.",
+)
+
+
+def read_controllers(intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool = False) -> ControllersStatus:
+    """The controllers of the intent's overlay bridge: OVSDB's Controller rows and SSL row, the kernel's TCP
+    connections (this namespace: ovs-vswitchd's on a switch) and, with `probe`, a TCP connect to each
+    controller the switch is not connected to."""
+    from tor_agent.ovs.connection import OvsConnection  # the ovs library: only for commands that use it
+
+    with OvsConnection.open(remote, OVSDB_TIMEOUT_S) as conn:
+        rows = conn.controllers()
+        ssl = conn.snapshot().ssl
+    try:
+        established = established_endpoints()
+    except OSError:
+        established = None
+    st = controllers_status(intent, rows, ssl, established)
+    if not probe:
+        return st
+    return ControllersStatus(
+        st.bridge, st.fail_mode, tuple(_probed(c) if not c.connected else c for c in st.controllers), st.ssl
+    )
+
+
+def _probed(c: ControllerStatus) -> ControllerStatus:
+    where = endpoint(c.target)
+    if where is None:
+        return c
+    try:
+        tcp_connect(where, PROBE_TIMEOUT_S)
+    except OSError:
+        return replace(c, reachable=False)
+    return replace(c, reachable=True)
+
+
+@click.command()
+@CONFIG
+@JSON
+@DB
+@GRACE
+@click.option("--probe/--no-probe", default=True, show_default=True, help="TCP-probe controllers not connected.")
+@reports_errors
+def controllers(config: Path, as_json: bool, remote: str, grace: float, probe: bool) -> None:
+    """Show the OpenFlow controllers of the intent file CONFIG's overlay bridge: for each target whether the
+    switch is connected (OVSDB's is_connected, or an established TCP connection: OVSDB lags up to 5 s), its
+    role, OVS's connection state and last error, how long it has been up or down, and whether a TCP probe
+    reaches the ones that are down; then the alarms (a controller down for --grace seconds, every controller
+    down, none master or equal). Changes nothing. Exit 0 whenever the state could be read.
+
+    \b
+    Example:
+      tor-agent controllers /etc/tor-agent/agent.yaml
+      tor-agent controllers --json /etc/tor-agent/agent.yaml | jq '.controllers[] | {target, connected, role}'
+    """
+    intent = load(config)
+    st = read_controllers(intent, remote, probe)
+    alarms = judge(st, grace)
+    if as_json:
+        print_json({**st.as_json(), "ok": not alarms, "alarms": [a.as_json() for a in alarms]})
+    else:
+        click.echo("\n".join(status_lines(st, alarms)))

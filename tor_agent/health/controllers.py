@@ -1,0 +1,316 @@
+"""Controller health: what OVSDB (and the kernel) say about the switch's OpenFlow controller connections.
+
+`controllers_status(intent, rows, ...)` joins the intent's targets with the Controller rows of the overlay
+bridge (pure); `judge` lists what is wrong (alarms), `verify` adds "no controller connected" at once.
+`established_endpoints()` reads the kernel's TCP table: ovs-vswitchd refreshes `Controller.is_connected`
+only on its 5 s stats timer, the kernel knows at once whether the TCP connection is there.
+
+A one-shot reader (the CLI) has no memory: how long a controller has been down comes from OVS's own
+`sec_since_disconnect`. The long-running keeper (tor_agent.reconcile.controllers) adds what needs memory
+(flaps, reachability probes, forced reconnects) through the optional fields.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tor_agent.config.schema import Intent
+from tor_agent.model.overlay import canonical_target, desired_controllers
+from tor_agent.ovs.state import ControllerState, SslState
+
+AlarmKind = Literal["all-down", "down", "no-master", "missing", "read"]
+Endpoint = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
+DEFAULT_GRACE_S = 10.0  # how long every controller may be down before the alarm (flows keep forwarding)
+_TCP_ESTABLISHED = "01"
+_ACTIVE_ROLES = ("master", "other")  # "other" is OpenFlow's EQUAL
+
+
+@dataclass(frozen=True)
+class ControllerStatus:
+    """One controller of the overlay bridge: configured, found in OVSDB, or both."""
+
+    target: str  # canonical
+    configured: bool
+    written_as: str | None = None  # the target string in OVSDB (None: no row)
+    owned: bool = False
+    connected: bool = False
+    role: str | None = None
+    state: str | None = None  # OVS's connection state: ACTIVE, IDLE, BACKOFF, CONNECTING, VOID
+    last_error: str | None = None
+    sec_since_connect: int | None = None
+    sec_since_disconnect: int | None = None
+    # What a long-running keeper knows (None from a one-shot read):
+    reachable: bool | None = None  # the agent's own TCP probe reached the controller
+    down_for_s: float | None = None
+    flaps: int | None = None  # connected -> disconnected transitions seen
+    reconnects_forced: int | None = None
+
+    @property
+    def active(self) -> bool:
+        """Connected in a role that may program the switch (master or equal)."""
+        return self.connected and self.role in _ACTIVE_ROLES
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class ControllersStatus:
+    """The overlay bridge's controllers as one report."""
+
+    bridge: str | None
+    fail_mode: str | None
+    controllers: tuple[ControllerStatus, ...]
+    ssl: SslState | None = None
+
+    @property
+    def configured(self) -> tuple[ControllerStatus, ...]:
+        return tuple(c for c in self.controllers if c.configured)
+
+    @property
+    def connected(self) -> tuple[ControllerStatus, ...]:
+        return tuple(c for c in self.configured if c.connected)
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        ssl = None
+        if self.ssl is not None:
+            ssl = {"owned": self.ssl.owned, **vars(self.ssl.spec)}
+        return {
+            "bridge": self.bridge,
+            "fail_mode": self.fail_mode,
+            "connected": len(self.connected),
+            "configured": len(self.configured),
+            "controllers": [c.as_json() for c in self.controllers],
+            "ssl": ssl,
+        }
+
+
+@dataclass(frozen=True)
+class ControllerAlarm:
+    """One thing wrong with the controller connections; `subject` names the target or the bridge."""
+
+    kind: AlarmKind
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.message}"
+
+    def as_json(self) -> dict[str, str]:
+        """A JSON-ready dict."""
+        return {"kind": self.kind, "subject": self.subject, "message": self.message}
+
+
+def controllers_status(
+    intent: Intent,
+    rows: Iterable[ControllerState],
+    ssl: SslState | None = None,
+    established: frozenset[Endpoint] | None = None,
+) -> ControllersStatus:
+    """Join the intent's controller targets with the overlay bridge's Controller rows.
+
+    `established`: remote endpoints of the TCP connections in the switch's namespace (None: unknown); a
+    controller with an established connection counts as connected even while OVSDB has not caught up.
+    """
+    overlay = intent.overlay
+    bridge = overlay.bridge if overlay is not None else None
+    wanted = desired_controllers(intent.controllers) if overlay is not None else {}
+    found: dict[str, ControllerState] = {}
+    for row in sorted((r for r in rows if r.bridge == bridge), key=lambda r: not r.is_connected):
+        found.setdefault(row.canonical, row)
+    targets = [*wanted, *sorted(t for t in found if t not in wanted)]
+    return ControllersStatus(
+        bridge=bridge,
+        fail_mode=overlay.fail_mode if overlay is not None else None,
+        controllers=tuple(_one(t, t in wanted, found.get(t), established) for t in targets),
+        ssl=ssl,
+    )
+
+
+def _one(
+    target: str, configured: bool, row: ControllerState | None, established: frozenset[Endpoint] | None
+) -> ControllerStatus:
+    if row is None:
+        return ControllerStatus(target, configured)
+    tcp = endpoint(target)
+    connected = row.is_connected or (established is not None and tcp is not None and tcp in established)
+    return ControllerStatus(
+        target=target,
+        configured=configured,
+        written_as=row.target,
+        owned=row.owned,
+        connected=connected,
+        role=row.role,
+        state=row.status_value("state"),
+        last_error=row.status_value("last_error"),
+        sec_since_connect=_int(row.status_value("sec_since_connect")),
+        sec_since_disconnect=_int(row.status_value("sec_since_disconnect")),
+    )
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def judge(st: ControllersStatus, grace_s: float = DEFAULT_GRACE_S) -> list[ControllerAlarm]:
+    """The alarms: a configured controller without a row; every controller down for `grace_s` (one alarm);
+    else each controller down for `grace_s`, and connected controllers none of which is master or equal.
+    Empty when healthy or when no controller is configured."""
+    configured = st.configured
+    bridge = st.bridge or "bridge"
+    alarms = [
+        ControllerAlarm("missing", c.target, f"no Controller row on {bridge}")
+        for c in configured
+        if c.written_as is None
+    ]
+    present = [c for c in configured if c.written_as is not None]
+    long_down = [c for c in present if not c.connected and _down_at_least(c, grace_s)]
+    if configured and not st.connected:
+        if len(long_down) == len(present):
+            alarms.append(ControllerAlarm("all-down", bridge, _all_down_message(st, configured)))
+        return alarms
+    alarms += [ControllerAlarm("down", c.target, _down_message(c)) for c in long_down]
+    if st.connected and not any(c.active for c in st.connected):
+        roles = ", ".join(f"{c.target} {c.role or 'role unknown'}" for c in st.connected)
+        alarms.append(ControllerAlarm("no-master", bridge, f"no master or equal controller ({roles})"))
+    return alarms
+
+
+def verify(st: ControllersStatus, grace_s: float = DEFAULT_GRACE_S) -> list[ControllerAlarm]:
+    """What `tor-agent verify` fails on: `judge`, plus "no controller connected" without waiting for grace."""
+    alarms = judge(st, grace_s)
+    if st.configured and not st.connected and not any(a.kind == "all-down" for a in alarms):
+        alarms.append(ControllerAlarm("all-down", st.bridge or "bridge", _all_down_message(st, st.configured)))
+    return alarms
+
+
+def _down_at_least(c: ControllerStatus, seconds: float) -> bool:
+    down = _down_for(c)
+    return down is None or down >= seconds
+
+
+def _down_for(c: ControllerStatus) -> float | None:
+    """Seconds down: the keeper's own figure, else OVS's; None when unknown (never connected)."""
+    if c.down_for_s is not None:
+        return c.down_for_s
+    return float(c.sec_since_disconnect) if c.sec_since_disconnect is not None else None
+
+
+def _down_message(c: ControllerStatus) -> str:
+    seconds = _down_for(c)
+    since = f"for {seconds:.0f}s" if seconds is not None else "since it was configured (never connected)"
+    why = f", last error: {c.last_error}" if c.last_error else ""
+    probe = ""
+    if c.reachable is not None:
+        probe = ", reachable (TCP) but the switch is not connected" if c.reachable else ", not reachable (TCP)"
+    return f"not connected {since} (OVS state {c.state or 'unknown'}{why}{probe})"
+
+
+def _all_down_message(st: ControllersStatus, configured: Sequence[ControllerStatus]) -> str:
+    keeps = (
+        "installed flows keep forwarding (fail_mode secure), nothing new is learned"
+        if st.fail_mode == "secure"
+        else "the bridge falls back to a learning switch after 3 inactivity probes (fail_mode standalone)"
+    )
+    names = "; ".join(f"{c.target} {_down_message(c)}" for c in configured)
+    return f"no controller connected: {keeps}. {names}"
+
+
+# --- the kernel's view ---------------------------------------------------------------------------------
+
+
+def endpoint(target: str) -> Endpoint | None:
+    """The (address, port) a tcp:/ssl: target connects to; None for anything else."""
+    canonical = canonical_target(target)
+    scheme, _, rest = canonical.partition(":")
+    if scheme not in ("tcp", "ssl"):
+        return None
+    host, _, port = rest.rpartition(":")
+    try:
+        return ipaddress.ip_address(host.strip("[]")), int(port)
+    except ValueError:
+        return None
+
+
+def established_endpoints(proc_net: Path = Path("/proc/net")) -> frozenset[Endpoint]:
+    """Remote (address, port) of every ESTABLISHED TCP connection in the namespace of `proc_net`.
+
+    `/proc/net` is this process's namespace; `/proc/PID/net` another process's (e.g. ovs-vswitchd's).
+    """
+    found: set[Endpoint] = set()
+    for name, size in (("tcp", 4), ("tcp6", 16)):
+        try:
+            lines = (proc_net / name).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == _TCP_ESTABLISHED:
+                found.add(_proc_endpoint(fields[2], size))
+    return frozenset(found)
+
+
+def _proc_endpoint(text: str, size: int) -> Endpoint:
+    """`0100007F:1A0D` (each 32-bit word in host byte order, little-endian here) -> (127.0.0.1, 6669)."""
+    address, _, port = text.partition(":")
+    raw = bytes.fromhex(address)
+    swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
+    ip = ipaddress.IPv4Address(swapped) if size == 4 else ipaddress.IPv6Address(swapped)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip), int(port, 16)
+
+
+# --- text ------------------------------------------------------------------------------------------------
+
+
+def status_lines(st: ControllersStatus, alarms: Sequence[ControllerAlarm]) -> list[str]:
+    """The controllers section of `tor-agent status` and `tor-agent controllers`."""
+    if not st.controllers:
+        return [f"controllers of {st.bridge or '-'}: none configured"]
+    head = f"controllers of {st.bridge} (fail_mode {st.fail_mode or '-'}): "
+    lines = [head + f"{len(st.connected)}/{len(st.configured)} connected"]
+    lines += [f"  {_line(c)}" for c in st.controllers]
+    if st.ssl is not None:
+        s = st.ssl.spec
+        lines.append(f"  SSL: key {s.private_key}, certificate {s.certificate}, CA {s.ca_cert}")
+    lines += [f"alarm: {a}" for a in alarms]
+    return lines
+
+
+def _line(c: ControllerStatus) -> str:
+    name = c.target if c.written_as in (None, c.target) else f"{c.target} (written {c.written_as})"
+    if not c.configured:
+        name += " [not in the intent]"
+    if c.written_as is None:
+        return f"{name:<32} no Controller row"
+    if c.connected:
+        since = f", up {_duration(c.sec_since_connect)}" if c.sec_since_connect is not None else ""
+        return f"{name:<32} connected, role {c.role or 'unknown'}{since}{_counters(c)}"
+    return f"{name:<32} NOT connected: {_down_message(c)}{_counters(c)}"
+
+
+def _counters(c: ControllerStatus) -> str:
+    parts = []
+    if c.flaps:
+        parts.append(f"{c.flaps} flap(s)")
+    if c.reconnects_forced:
+        parts.append(f"{c.reconnects_forced} forced reconnect(s)")
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def _duration(seconds: float) -> str:
+    """3s, 5m12s, 2h03m, 3d04h."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
