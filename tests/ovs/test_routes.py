@@ -1,0 +1,86 @@
+"""OVS's route table driven through ovs-appctl against a real ovs-vswitchd (tor_agent.ovs.routes)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from tor_agent.ovs.routes import Nexthop, OvsRoute, OvsRouteTable, RouteTableError, plan_routes
+from tor_agent.ovs.sandbox import OvsSandbox
+
+pytestmark = pytest.mark.ovs
+
+A = Nexthop("br-eth1", IPv4Address("198.18.1.0"))
+B = Nexthop("br-eth2", IPv4Address("198.18.1.2"))
+BRIDGES = ("br-eth1", "br-eth2")
+VTEPS = [IPv4Address(f"198.18.0.{i}") for i in range(12, 20)]
+
+
+def uplinks(box: OvsSandbox) -> OvsRouteTable:
+    """Two uplink bridges with link addresses and the VTEP, as a netdev leaf has them."""
+    for name, address in (("br-eth1", "198.18.1.1/31"), ("br-eth2", "198.18.1.3/31")):
+        box.vsctl("add-br", name, "--", "set", "Bridge", name, "datapath_type=netdev")
+        box.netns_exec("ip", "address", "add", address, "dev", name)
+        box.netns_exec("ip", "address", "add", "198.18.0.11/32", "dev", name)
+        box.netns_exec("ip", "link", "set", name, "up")
+    return OvsRouteTable(target=box.ctl("ovs-vswitchd"))
+
+
+def user_routes(table: OvsRouteTable) -> dict[IPv4Network, OvsRoute]:
+    return {r.prefix: r for r in table.show() if r.user}
+
+
+def test_apply_moves_and_deletes_and_second_plan_is_empty(sandbox: OvsSandbox) -> None:
+    table = uplinks(sandbox)
+    wanted = {v: [A, B] for v in VTEPS}
+    first = plan_routes(wanted, table.show(), BRIDGES)
+    result = table.apply(first)
+    assert not result.failures and len(result.applied) == len(VTEPS)
+    assert set(user_routes(table).values()) == set(first.add)
+    assert not plan_routes(wanted, table.show(), BRIDGES)
+
+    moved = plan_routes({v: [B] for v in VTEPS[:4]}, table.show(), BRIDGES)  # A died; half the VTEPs gone
+    table.apply(moved)
+    after = user_routes(table)
+    assert set(after) == {IPv4Network(f"{v}/32") for v in VTEPS[:4]}
+    assert all(r.nexthop == B for r in after.values())
+
+
+def test_foreign_user_route_survives(sandbox: OvsSandbox) -> None:
+    table = uplinks(sandbox)
+    sandbox.vsctl("add-br", "br-other", "--", "set", "Bridge", "br-other", "datapath_type=netdev")
+    sandbox.netns_exec("ip", "address", "add", "10.0.0.1/24", "dev", "br-other")
+    sandbox.netns_exec("ip", "link", "set", "br-other", "up")
+    sandbox.appctl("ovs-vswitchd", "ovs/route/add", "10.9.0.0/16", "br-other", "10.0.0.254")
+    table.apply(plan_routes({VTEPS[0]: [A]}, table.show(), BRIDGES))
+    table.apply(plan_routes({}, table.show(), BRIDGES))
+    assert set(user_routes(table)) == {IPv4Network("10.9.0.0/16")}
+
+
+def test_routes_come_back_after_vswitchd_restart(sandbox: OvsSandbox) -> None:
+    table = uplinks(sandbox)
+    wanted = {v: [A, B] for v in VTEPS}
+    table.apply(plan_routes(wanted, table.show(), BRIDGES))
+    sandbox.restart_vswitchd()
+    for name, address in (("br-eth1", "198.18.1.1/31"), ("br-eth2", "198.18.1.3/31")):  # taps may be new
+        sandbox.netns_exec("ip", "address", "replace", address, "dev", name)
+        sandbox.netns_exec("ip", "link", "set", name, "up")
+    assert not user_routes(table)  # user routes die with ovs-vswitchd
+    again = plan_routes(wanted, table.show(), BRIDGES)
+    assert len(again.add) == len(VTEPS)
+    table.apply(again)
+    assert len(user_routes(table)) == len(VTEPS) and not plan_routes(wanted, table.show(), BRIDGES)
+
+
+def test_refused_route_is_reported_and_the_rest_applied(sandbox: OvsSandbox) -> None:
+    table = uplinks(sandbox)
+    bad = Nexthop("br-eth1", IPv4Address("10.9.9.9"))  # no route to this gateway
+    result = table.apply(plan_routes({VTEPS[0]: [bad], VTEPS[1]: [A]}, (), BRIDGES))
+    assert result.applied == (f"route {VTEPS[1]}/32 dev {A}",)
+    assert len(result.failures) == 1 and "Error while inserting route" in result.failures[0]
+
+
+def test_unreachable_vswitchd_raises(sandbox: OvsSandbox) -> None:
+    with pytest.raises(RouteTableError, match="not reachable"):
+        OvsRouteTable(target=str(sandbox.base / "no-such.ctl")).show()

@@ -1,0 +1,204 @@
+"""OVS's own route table for native tunnelling (DESIGN.md §2 item 1): a pure planner and a thin applier.
+
+A userspace (`netdev`) OVS encapsulates GRE itself and routes the outer packet with its own table, which
+caches the kernel's routes but drops multipath ones (OVS 3.1). So tor-agent keeps exactly one *user* route
+per remote VTEP /32, `ovs/route/add <vtep>/32 <uplink bridge> <gateway>`, chosen among the kernel's live
+ECMP nexthops for that VTEP by a stable hash of the VTEP (tunnels spread across uplinks; every process
+and every restart picks the same), moved when that nexthop dies and moved back when it returns. User
+routes are lost when ovs-vswitchd restarts: the next pass finds them missing and adds them again.
+
+Ownership: OVS user routes carry no marker. The /32 user routes whose device is one of tor-agent's
+uplink bridges (bridges it created, DESIGN §2) are tor-agent's; every other user route is left alone.
+
+`plan_routes` is pure; `OvsRouteTable` runs `ovs-appctl ovs/route/show|add|del` (a daemon CLI: argv
+lists, timeouts). Adding a route for a prefix that has one replaces it in place: a move has no gap.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import zlib
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from tor_agent.ovs.errors import OvsError
+
+DEFAULT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, order=True)
+class Nexthop:
+    """A way to a VTEP: out of an uplink bridge, through a gateway (None: the VTEP is on the link)."""
+
+    device: str
+    gateway: IPv4Address | None
+
+    def __str__(self) -> str:
+        return f"{self.device} via {self.gateway}" if self.gateway is not None else self.device
+
+
+@dataclass(frozen=True)
+class OvsRoute:
+    """One IPv4 entry of OVS's route table; `user` routes were added with ovs/route/add."""
+
+    prefix: IPv4Network
+    device: str
+    gateway: IPv4Address | None = None
+    user: bool = True
+
+    @property
+    def nexthop(self) -> Nexthop:
+        """The route's device and gateway."""
+        return Nexthop(self.device, self.gateway)
+
+    def __str__(self) -> str:
+        return f"{self.prefix} dev {self.nexthop}"
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """What to change in OVS's route table: `add` replaces a route of the same prefix (a move)."""
+
+    add: tuple[OvsRoute, ...] = ()
+    delete: tuple[OvsRoute, ...] = ()
+    unchanged: int = 0
+    unroutable: tuple[IPv4Address, ...] = ()  # VTEPs without a live nexthop over an uplink bridge
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.delete)
+
+    def changes(self) -> tuple[str, ...]:
+        """One line per change, for reports."""
+        return (*(f"route {r}" for r in self.add), *(f"route {r.prefix}: delete" for r in self.delete))
+
+
+def choose_nexthop(vtep: IPv4Address, candidates: Collection[Nexthop]) -> Nexthop:
+    """The nexthop `vtep` uses: highest random weight (rendezvous) hashing, stable across processes.
+
+    When a nexthop dies only the VTEPs that used it move; when it returns they move back.
+    """
+    if not candidates:
+        raise ValueError(f"no nexthop for {vtep}")
+    return max(sorted(candidates), key=lambda nh: zlib.crc32(f"{vtep}|{nh}".encode()))
+
+
+def owned_routes(current: Iterable[OvsRoute], bridges: Collection[str]) -> dict[IPv4Network, OvsRoute]:
+    """The user /32 routes over tor-agent's uplink bridges, by prefix."""
+    return {r.prefix: r for r in current if r.user and r.prefix.prefixlen == 32 and r.device in bridges}
+
+
+def plan_routes(
+    wanted: Mapping[IPv4Address, Collection[Nexthop]], current: Iterable[OvsRoute], bridges: Collection[str]
+) -> RoutePlan:
+    """The changes that leave exactly one user route per VTEP of `wanted` (VTEP -> its live nexthops).
+
+    Nexthops not over one of `bridges` are ignored. Owned routes to VTEPs not wanted, or with no live
+    nexthop left, are deleted.
+    """
+    owned = owned_routes(current, bridges)
+    add: list[OvsRoute] = []
+    unroutable: list[IPv4Address] = []
+    keep: set[IPv4Network] = set()
+    unchanged = 0
+    for vtep in sorted(wanted):
+        candidates = [nh for nh in wanted[vtep] if nh.device in bridges]
+        if not candidates:
+            unroutable.append(vtep)
+            continue
+        prefix = IPv4Network(f"{vtep}/32")
+        choice = choose_nexthop(vtep, candidates)
+        route = OvsRoute(prefix, choice.device, choice.gateway)
+        keep.add(prefix)
+        if owned.get(prefix) == route:
+            unchanged += 1
+        else:
+            add.append(route)
+    delete = tuple(r for p, r in sorted(owned.items()) if p not in keep)
+    return RoutePlan(tuple(add), delete, unchanged, tuple(unroutable))
+
+
+def parse_route_show(text: str) -> tuple[OvsRoute, ...]:
+    """The IPv4 entries of `ovs-appctl ovs/route/show` (`User: 198.18.0.12/32 dev br-eth1 GW 198.18.1.0 SRC ...`).
+
+    Entries with a packet mark are skipped: tor-agent never adds any.
+    """
+    routes = []
+    for line in text.splitlines():
+        kind, _, rest = line.partition(": ")
+        words = rest.split()
+        if kind not in ("User", "Cached") or len(words) < 3 or words[1] != "dev" or "MARK" in words:
+            continue
+        try:
+            prefix = IPv4Network(words[0])
+        except ValueError:
+            continue  # IPv6
+        gateway = IPv4Address(words[words.index("GW") + 1]) if "GW" in words else None
+        routes.append(OvsRoute(prefix, words[2], gateway, user=kind == "User"))
+    return tuple(routes)
+
+
+class RouteTableError(OvsError):
+    """ovs-appctl failed or ovs-vswitchd refused a route command; names the command."""
+
+
+@dataclass(frozen=True)
+class RouteApplyResult:
+    """What `OvsRouteTable.apply` did: the changes made, and each one ovs-vswitchd refused."""
+
+    applied: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OvsRouteTable:
+    """ovs-vswitchd's route table through `ovs-appctl`; `target` is its unixctl socket or name."""
+
+    target: str = "ovs-vswitchd"
+    argv0: str = "ovs-appctl"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def show(self) -> tuple[OvsRoute, ...]:
+        """Every IPv4 route OVS has (user and cached). Raises RouteTableError."""
+        return parse_route_show(self._appctl("ovs/route/show"))
+
+    def apply(self, plan: RoutePlan) -> RouteApplyResult:
+        """Add (or move) then delete, one command each; a refused command is reported, the rest go on.
+
+        Raises RouteTableError only when ovs-vswitchd cannot be reached at all.
+        """
+        applied: list[str] = []
+        failures: list[str] = []
+        commands = [(f"route {r}", self._add_argv(r)) for r in plan.add]
+        commands += [(f"route {r.prefix}: delete", ["ovs/route/del", str(r.prefix)]) for r in plan.delete]
+        for what, argv in commands:
+            try:
+                self._appctl(*argv)
+            except _Refused as e:
+                failures.append(f"{what}: {e}")
+            else:
+                applied.append(what)
+        return RouteApplyResult(tuple(applied), tuple(failures))
+
+    @staticmethod
+    def _add_argv(route: OvsRoute) -> list[str]:
+        gateway = [str(route.gateway)] if route.gateway is not None else []
+        return ["ovs/route/add", str(route.prefix), route.device, *gateway]
+
+    def _appctl(self, *args: str) -> str:
+        argv = [self.argv0, f"--timeout={max(1, int(self.timeout_s))}", "-t", self.target, *args]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s + 1, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RouteTableError(f"{' '.join(argv)}: {e}") from e
+        if done.returncode == 0:
+            return done.stdout
+        lines = done.stderr.strip().splitlines()
+        if "server returned an error" in done.stderr:
+            said = [line for line in lines if not line.startswith(f"{self.argv0}:")]
+            raise _Refused("; ".join(said) or "refused")
+        raise RouteTableError(f"{' '.join(args)}: ovs-vswitchd not reachable ({'; '.join(lines) or done.returncode})")
+
+
+class _Refused(RouteTableError):
+    """ovs-vswitchd answered and refused the command (e.g. a gateway it has no route to)."""
