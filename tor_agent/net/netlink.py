@@ -57,6 +57,15 @@ class Netlink:
             )
         return links
 
+    def macs(self) -> dict[str, str]:
+        """The hardware address of every interface that has one, by name (lowercase, colon-separated)."""
+        found = {}
+        for msg in self._dump("read links", self._ipr.get_links):
+            mac = msg.get_attr("IFLA_ADDRESS")
+            if mac:
+                found[msg.get_attr("IFLA_IFNAME")] = str(mac).lower()
+        return found
+
     def set_up(self, link: LinkState) -> None:
         """Bring `link` administratively up."""
         self._request(link.name, "set it up", "link", "set", index=link.index, state="up")
@@ -139,3 +148,9 @@ def kernel_routes() -> tuple[KernelRoute, ...]:
     """The main table's IPv4 routes, read in this process's network namespace."""
     with Netlink() as nl:
         return nl.routes()
+
+
+def interface_macs() -> dict[str, str]:
+    """Every interface's MAC address by name, in this process's network namespace."""
+    with Netlink() as nl:
+        return nl.macs()
