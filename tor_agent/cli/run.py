@@ -1,0 +1,70 @@
+"""`tor-agent run`: the long-running agent (tor_agent.daemon), as systemd starts it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from tor_agent.cli.apply import STATE_DIR
+from tor_agent.daemon import STATUS_FILE, Daemon, DaemonOptions
+
+DEFAULT_CONFIG = Path("/etc/tor-agent/agent.yaml")
+
+
+def setup_logging(verbose: bool) -> None:
+    """Log lines to stdout; journald stamps them itself, anywhere else they carry the time."""
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"{stamp}%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+@click.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="The intent file.",
+)
+@click.option(
+    "--full-every",
+    type=click.FloatRange(min=1.0),
+    default=30.0,
+    show_default=True,
+    help="Seconds between full passes (the fallback behind the OVSDB and netlink events).",
+)
+@click.option(
+    "--status-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=STATUS_FILE,
+    show_default=True,
+    help="Where the agent writes its state after every pass (JSON; `ready` once the first pass is done).",
+)
+@STATE_DIR
+@click.option("--verbose", "-v", is_flag=True, help="Log debug messages too.")
+def run(config: Path, full_every: float, status_file: Path, state_dir: Path, verbose: bool) -> None:
+    """Run the agent: keep the switch equal to the intent file until stopped. A full pass at start
+    (retried until FRR and Open vSwitch answer), then passes on events: OVSDB changes (a tunnel port
+    deleted by hand comes back within half a second), kernel route changes (tunnel peers and OVS tunnel
+    routes follow OSPF within a second), link changes, and a full pass every --full-every seconds.
+    Logs go to standard output. Tells systemd READY=1 after the first pass, WATCHDOG=1 at least every
+    15 s, and a one-line STATUS. SIGHUP re-reads the intent file: an invalid one is refused, reported,
+    and the last good intent keeps running. SIGTERM stops the agent and leaves the switch as it is.
+    Exit codes: 0 stopped by a signal, 1 runtime failure, 2 invalid intent file at start.
+
+    \b
+    Example:
+      tor-agent run --config /etc/tor-agent/agent.yaml
+      systemctl reload tor-agent          # SIGHUP: re-read agent.yaml
+    """
+    setup_logging(verbose)
+    options = DaemonOptions(config=config, full_every=full_every, status_file=status_file, state_dir=state_dir)
+    sys.exit(Daemon(options).run())
