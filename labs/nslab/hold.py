@@ -3,8 +3,8 @@
 Started by the realiser as `ip netns exec <ns> unshare --mount --uts --propagation private -- labs/lab
 _hold ...`. It gives the node a private file tree like a container's: /etc is an overlay over the host's
 (so the node may create /etc/tor-agent without touching the host), /etc/frr, /etc/openvswitch,
-/etc/tor-agent, /var/log and /var/lib/openvswitch are bind mounts of fresh per-node directories, /run is
-a tmpfs; then the topology's binds; then the hostname. It prints `ready` and waits to be killed.
+/etc/tor-agent, /var/log, /var/lib/openvswitch and /var/lib/tor-agent are bind mounts of fresh per-node
+directories, /run is a tmpfs; then the topology's binds; then the hostname. It prints `ready` and waits to be killed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MNT_DETACH = 0x2
-PRIVATE_DIRS = ("/etc/frr", "/etc/openvswitch", "/etc/tor-agent", "/var/log", "/var/lib/openvswitch")
+PRIVATE_DIRS = (
+    "/etc/frr",
+    "/etc/openvswitch",
+    "/etc/tor-agent",
+    "/var/log",
+    "/var/lib/openvswitch",
+    "/var/lib/tor-agent",
+)
 OVERLAID = "/etc"
 _libc = ctypes.CDLL(None, use_errno=True)
 
