@@ -56,6 +56,7 @@ def recorded_ovs(monkeypatch: pytest.MonkeyPatch, connected: bool | None, **stat
     monkeypatch.setattr(health_cli, "read_underlay", underlay)
     monkeypatch.setattr(health_cli, "read_controllers", ovs)
     monkeypatch.setattr(controllers_cli, "read_controllers", ovs)
+    monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))  # not these tests' subject
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -31,6 +31,7 @@ def run(monkeypatch: pytest.MonkeyPatch, scenario: str, *args: str) -> tuple[int
         return state
 
     monkeypatch.setattr(health_cli, "read_underlay", recorded)
+    monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))  # not these tests' subject
     result = runner().invoke(main, [*args, str(DATA / scenario / "intent.yaml")])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.stdout, result.stderr

@@ -20,9 +20,11 @@ from tor_agent.health.controllers import ControllerAlarm, ControllersStatus
 from tor_agent.health.controllers import judge as judge_controllers
 from tor_agent.health.controllers import status_lines as controller_lines
 from tor_agent.health.controllers import verify as verify_controllers
+from tor_agent.health.overlay import check_overlay, overlay_lines, verify_line
 from tor_agent.health.report import status_lines, verify_lines
 from tor_agent.health.underlay import bfd_enabled
 from tor_agent.net import kernel_routes
+from tor_agent.reconcile.engine import read_overlay
 
 SHOW_TIMEOUT_S = 10.0  # a show command answers in ~20 ms; a stuck daemon must not hang a periodic verify
 
@@ -52,7 +54,8 @@ def status(config: Path, as_json: bool) -> None:
     """Show the underlay of the intent file CONFIG: the OSPF neighbour and BFD session of every uplink, all BFD
     sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF,
     zebra and the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their
-    connections and alarms too (as `tor-agent controllers`). Changes nothing. Exit 0 whenever the state
+    connections and alarms too (as `tor-agent controllers`); on a leaf, every tunnel peer with its port, ofport,
+    BFD state and route. Changes nothing. Exit 0 whenever the state
     could be read.
 
     \b
@@ -64,9 +67,11 @@ def status(config: Path, as_json: bool) -> None:
     st = underlay_status(read_underlay(intent), intent)
     problems = judge(st)
     ctl, alarms = check_controllers(intent, verifying=False)
+    ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
     if as_json:
-        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms]
+        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms] + [p.as_json() for p in ov_problems]
         extra = {"controllers": ctl.as_json() if ctl is not None else None} if intent.controllers is not None else {}
+        extra |= {"overlay": ov.as_json() if ov is not None else None} if intent.overlay is not None else {}
         print_json({**st.as_json(), **extra, "ok": not degraded, "degraded": degraded})
     else:
         lines = status_lines(st, problems)
@@ -74,6 +79,7 @@ def status(config: Path, as_json: bool) -> None:
             lines += controller_lines(ctl, alarms)
         else:
             lines += [f"alarm: {a}" for a in alarms]
+        lines += overlay_lines(ov, ov_problems) if ov is not None else [f"degraded: {p}" for p in ov_problems]
         click.echo("\n".join(lines))
 
 
@@ -85,7 +91,8 @@ def verify(config: Path, as_json: bool) -> None:
     """Check the underlay of the intent file CONFIG: every uplink has a Full OSPF neighbour (and an up BFD
     session when BFD is on), and every known VTEP has the same route in OSPF, zebra's FIB and the kernel FIB,
     over as many ECMP nexthops as there are healthy uplinks; with controllers in CONFIG, at least one is
-    connected (and none has been down for 10 s, and one is master or equal). Exit 0 healthy, 1 degraded
+    connected (and none has been down for 10 s, and one is master or equal); on a leaf, a working tunnel to
+    every peer with an underlay route (port set up, BFD up, an OVS route on netdev). Exit 0 healthy, 1 degraded
     (each item listed), 2 invalid CONFIG. Cheap enough to run every few seconds (four vtysh calls, one
     netlink dump, one OVSDB read).
 
@@ -102,9 +109,10 @@ def verify(config: Path, as_json: bool) -> None:
     except RuntimeFailure as e:
         problems = [Degraded("read", "tor-agent", f"cannot read the underlay: {e}")]
     ctl, alarms = check_controllers(intent, verifying=True)
+    ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
     hostname = intent.node.hostname
     if as_json:
-        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms]
+        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms] + [p.as_json() for p in ov_problems]
         print_json({"ok": not degraded, "hostname": hostname, "degraded": degraded})
     else:
         lines = verify_lines(hostname, problems, st)
@@ -112,5 +120,6 @@ def verify(config: Path, as_json: bool) -> None:
             lines += [f"{hostname}: controllers degraded ({len(alarms)}):", *(f"  {a}" for a in alarms)]
         elif ctl is not None:
             lines.append(f"{hostname}: controllers healthy: {len(ctl.connected)}/{len(ctl.configured)} connected")
+        lines += verify_line(hostname, ov, ov_problems) if ov is not None else [f"  {p}" for p in ov_problems]
         click.echo("\n".join(lines))
-    sys.exit(EXIT_RUNTIME if problems or alarms else EXIT_OK)
+    sys.exit(EXIT_RUNTIME if problems or alarms or ov_problems else EXIT_OK)

@@ -1,4 +1,6 @@
-"""OVS's own route table for native tunnelling (DESIGN.md §2 item 1): a pure planner and a thin applier.
+"""OVS's own route table for native tunnelling (DESIGN.md §2 item 1): a pure planner and a thin applier;
+and the BFD sessions ovs-vswitchd runs on tunnels (read only). Both through `ovs-appctl` (ovs-vswitchd's
+unixctl): neither is in OVSDB (user routes never are; `bfd/show` is the live session state).
 
 A userspace (`netdev`) OVS encapsulates GRE itself and routes the outer packet with its own table, which
 caches the kernel's routes but drops multipath ones (OVS 3.1). So tor-agent keeps exactly one *user* route
@@ -138,6 +140,19 @@ def parse_route_show(text: str) -> tuple[OvsRoute, ...]:
     return tuple(routes)
 
 
+def parse_bfd_show(text: str) -> dict[str, str]:
+    """Interface -> `Local Session State` from `ovs-appctl bfd/show`."""
+    states: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("---- ") and stripped.endswith(" ----"):
+            current = stripped[5:-5].strip()
+        elif current is not None and stripped.startswith("Local Session State:"):
+            states[current] = stripped.split(":", 1)[1].strip()
+    return states
+
+
 class RouteTableError(OvsError):
     """ovs-appctl failed or ovs-vswitchd refused a route command; names the command."""
 
@@ -161,6 +176,10 @@ class OvsRouteTable:
     def show(self) -> tuple[OvsRoute, ...]:
         """Every IPv4 route OVS has (user and cached). Raises RouteTableError."""
         return parse_route_show(self._appctl("ovs/route/show"))
+
+    def bfd_states(self) -> dict[str, str]:
+        """Interface -> BFD session state (up, down, init, admin_down) of every BFD session ovs-vswitchd runs."""
+        return parse_bfd_show(self._appctl("bfd/show"))
 
     def apply(self, plan: RoutePlan) -> RouteApplyResult:
         """Add (or move) then delete, one command each; a refused command is reported, the rest go on.

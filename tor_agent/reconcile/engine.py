@@ -41,6 +41,7 @@ from tor_agent.frr.config_tree import redact
 from tor_agent.frr.delta import Delta
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
 from tor_agent.frr.vtysh import LinesRefused, VtyshError
+from tor_agent.health.overlay import OverlayState, TunnelRow
 from tor_agent.model.overlay import OvsDesired, desired_ovs
 from tor_agent.net import Action as LinkAction
 from tor_agent.net import KernelRoute, LinkResult
@@ -179,6 +180,37 @@ class DirectOverlay:
 
         self.last_desired = desired
         return OverlayReconciler(self.connection(), desired).run_once(full=True)
+
+
+def read_overlay(intent: Intent, remote: str | None = None) -> OverlayState:
+    """The overlay as OVSDB, ovs-vswitchd and the kernel have it now, for status and verify (reads only)."""
+    kernel = NetKernel().routes()
+    overlay = DirectOverlay(remote)
+    try:
+        snap = overlay.connection().snapshot(full=True)
+    finally:
+        overlay.close()
+    table = OvsRouteTable()
+    bfd = table.bfd_states() if intent.overlay is not None and intent.overlay.tunnels.bfd else {}
+    routes = table.show() if uplink_bridges(intent) else None
+    return OverlayState(tunnel_rows(snap), bfd, routes, kernel)
+
+
+def tunnel_rows(snap: OvsSnapshot) -> tuple[TunnelRow, ...]:
+    """Every GRE interface of `snap`, owned or not."""
+    rows = []
+    for name, iface in sorted(snap.interfaces.items()):
+        if iface.spec.type == "gre":
+            remote = dict(iface.spec.options).get("remote_ip")
+            rows.append(TunnelRow(name, _address(remote), iface.owned, iface.ofport, iface.error))
+    return tuple(rows)
+
+
+def _address(text: str | None) -> IPv4Address | None:
+    try:
+        return IPv4Address(text) if text else None
+    except ValueError:
+        return None
 
 
 def tunnel_peers_in(snap: OvsSnapshot) -> frozenset[IPv4Address]:
