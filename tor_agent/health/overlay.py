@@ -31,6 +31,7 @@ from tor_agent.ovs.routes import OvsRoute
 
 OSPF = "ospf"
 ProblemKind = Literal["tunnel", "read"]
+_NOT_A_PEER = "not a peer: neither static nor an OSPF /32 in the discovery prefix"
 
 # --- which peers get a tunnel ------------------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ def overlay_status(intent: Intent, state: OverlayState) -> OverlayStatus | None:
                 bfd=state.bfd.get(row.name) if row is not None and overlay.tunnels.bfd else None,
                 ovs_route=route if route is not None and route.device in bridges else None,
                 underlay=longest_match(state.kernel_routes, peer),
-                reason=peers.dropped.get(peer),
+                reason=None if peer in peers.usable else peers.dropped.get(peer, _NOT_A_PEER),
             )
         )
     return OverlayStatus(overlay.bridge, overlay.datapath, overlay.tunnels.bfd, tuple(tunnels))
