@@ -152,6 +152,9 @@ class StubController:
 
     def stop(self) -> None:
         if self._listener is not None:
+            # close() alone leaves the socket listening while the accept thread is blocked on it.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:

@@ -6,7 +6,7 @@ import ipaddress
 import itertools
 import select
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import yaml
@@ -128,13 +128,18 @@ def test_a_row_tor_agent_does_not_own_is_never_rewritten() -> None:
 
 def test_next_wakeup_is_the_next_probe_or_grace_deadline() -> None:
     p = KeepalivePolicy(SETTINGS, now=0.0)
+    p.observe(0.0, [row(A), row(B)], None)
+    assert p.next_wakeup(0.0) == 60.0  # OVSDB announces its changes: a long sleep
     p.observe(0.0, [row(A), row(B)], up(EP_A, EP_B))
-    assert p.next_wakeup(0.0) == 60.0  # nothing to do: a long sleep
+    assert p.next_wakeup(0.0) == 0.5  # the kernel's TCP table does not: read it again soon
     p.observe(1.0, [row(A), row(B)], up(EP_B))
     assert p.probes_due(1.0) == [A]
-    assert p.next_wakeup(1.0) == 11.0  # the probe's answer wakes the shell; then grace
+    assert p.next_wakeup(1.0) == 1.5  # the next TCP table read (the probe's answer wakes the shell)
     p.probe_result(1.1, A, ok=False)
     assert p.next_wakeup(1.1) == 1.5
+    p.observe(1.1, [row(A, connected=False), row(B)], None)
+    assert p.next_wakeup(1.1) == 1.5  # the next probe
+    assert p.probes_due(1.5) == [A] and p.next_wakeup(1.5) == 11.0  # probe in flight: the grace deadline
 
 
 # --- the shell ---------------------------------------------------------------------------------------
@@ -164,15 +169,16 @@ class Clock:
 def test_keeper_probes_in_threads_and_rewrites_the_target() -> None:
     reachable: set[Endpoint] = set()
 
-    def connect(where: Endpoint, timeout: float) -> None:
+    def connect(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
+        bound(40000 + where[1])
         if where not in reachable:
             raise ConnectionRefusedError(111, "Connection refused")
 
     clock = Clock()
     driver = FakeDriver([row(A, connected=False), row(B)])
-    sockets = {EP_B}
+    sockets = {(33000, EP_B)}
     keeper = ControllerKeeper(
-        driver, SETTINGS, prober=TcpProber(0.1, connect, clock), sockets=lambda: up(*sockets), clock=clock
+        driver, SETTINGS, prober=TcpProber(0.1, connect, clock), sockets=lambda: frozenset(sockets), clock=clock
     )
     try:
         keeper.tick()  # A is down: a probe starts
@@ -190,9 +196,34 @@ def test_keeper_probes_in_threads_and_rewrites_the_target() -> None:
         keeper.tick()
         wait_until(lambda: probed() and driver.applied, 2, interval=0.001, what="the rewrite")
         assert driver.applied == [(ReconnectController("br-tor", A),)]
-        sockets.add(EP_A)
+        sockets.add((33001, EP_A))
         keeper.tick()
         assert keeper.status().controllers[0].connected and keeper.alarms() == ()
+    finally:
+        keeper.close()
+
+
+def test_a_probe_connection_in_the_tcp_table_is_not_the_switch() -> None:
+    in_flight = threading.Event()
+    release = threading.Event()
+
+    def connect(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
+        bound(41000)
+        in_flight.set()
+        release.wait(5)
+
+    def sockets() -> frozenset[tuple[int, Endpoint]]:
+        probe = {(41000, EP_A)} if in_flight.is_set() else set()  # the probe's own connection to A
+        return frozenset({(33000, EP_B), *probe})
+
+    driver = FakeDriver([row(A, connected=False), row(B)])
+    keeper = ControllerKeeper(driver, SETTINGS, prober=TcpProber(1.0, connect), sockets=sockets)
+    try:
+        keeper.tick()  # starts the probe
+        assert in_flight.wait(5)
+        keeper.tick()
+        assert not keeper.status().controllers[0].connected
+        release.set()
     finally:
         keeper.close()
 

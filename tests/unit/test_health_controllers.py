@@ -91,9 +91,11 @@ def test_all_down_one_alarm_but_verify_fails_at_once() -> None:
 
 def test_never_connected_and_missing_rows() -> None:
     st = controllers_status(intent(), [row(A, False, state="BACKOFF")])
-    kinds = [(a.kind, a.subject) for a in judge(st)]
-    assert kinds == [("missing", B), ("all-down", "br-tor")]
-    assert "since it was configured (never connected)" in judge(st)[1].message
+    (alarm,) = judge(st)
+    assert (alarm.kind, alarm.subject) == ("all-down", "br-tor")
+    assert "since it was configured (never connected)" in alarm.message and f"{B} no Controller row" in alarm.message
+    st = controllers_status(intent(), [row(A, True)])
+    assert [(a.kind, a.subject) for a in judge(st)] == [("missing", B)]
 
 
 def test_no_master_or_equal() -> None:
@@ -148,3 +150,10 @@ def test_established_endpoints_from_the_kernel_table(tmp_path: Path) -> None:
 
 def test_established_endpoints_of_this_process_parse() -> None:
     assert isinstance(established_endpoints(), frozenset)
+
+
+def test_role_not_known_yet_is_not_a_no_master_alarm() -> None:
+    established = frozenset({(ipaddress.ip_address("203.0.113.10"), 6653)})
+    rows = [row(A, False, role=None), row(B, False, role=None, sec_since_disconnect="1")]
+    st = controllers_status(intent(), rows, established=established)
+    assert [c.connected for c in st.controllers] == [True, False] and judge(st, grace_s=3600) == []

@@ -24,6 +24,7 @@ from tor_agent.ovs.state import ControllerState, SslState
 
 AlarmKind = Literal["all-down", "down", "no-master", "missing", "read"]
 Endpoint = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
+Connection = tuple[int, Endpoint]  # (local port, remote endpoint)
 DEFAULT_GRACE_S = 10.0  # how long every controller may be down before the alarm (flows keep forwarding)
 _TCP_ESTABLISHED = "01"
 _ACTIVE_ROLES = ("master", "other")  # "other" is OpenFlow's EQUAL
@@ -159,24 +160,25 @@ def _int(value: str | None) -> int | None:
 
 
 def judge(st: ControllersStatus, grace_s: float = DEFAULT_GRACE_S) -> list[ControllerAlarm]:
-    """The alarms: a configured controller without a row; every controller down for `grace_s` (one alarm);
-    else each controller down for `grace_s`, and connected controllers none of which is master or equal.
-    Empty when healthy or when no controller is configured."""
+    """The alarms: every configured controller down (or without a row) for `grace_s`, as one alarm; else
+    each controller without a row or down for `grace_s`, and connected controllers none of which is master
+    or equal. How long is unknown for a one-shot read of a row never connected, or of a missing row: those
+    count as past grace. Empty when healthy or when no controller is configured."""
     configured = st.configured
     bridge = st.bridge or "bridge"
+    long_down = [c for c in configured if not c.connected and _down_at_least(c, grace_s)]
+    if configured and not st.connected:
+        if len(long_down) == len(configured):
+            return [ControllerAlarm("all-down", bridge, _all_down_message(st, configured))]
+        return []
     alarms = [
         ControllerAlarm("missing", c.target, f"no Controller row on {bridge}")
-        for c in configured
         if c.written_as is None
+        else ControllerAlarm("down", c.target, _down_message(c))
+        for c in long_down
     ]
-    present = [c for c in configured if c.written_as is not None]
-    long_down = [c for c in present if not c.connected and _down_at_least(c, grace_s)]
-    if configured and not st.connected:
-        if len(long_down) == len(present):
-            alarms.append(ControllerAlarm("all-down", bridge, _all_down_message(st, configured)))
-        return alarms
-    alarms += [ControllerAlarm("down", c.target, _down_message(c)) for c in long_down]
-    if st.connected and not any(c.active for c in st.connected):
+    known = [c for c in st.connected if c.role is not None]  # OVSDB may not have caught up yet
+    if known and len(known) == len(st.connected) and not any(c.active for c in known):
         roles = ", ".join(f"{c.target} {c.role or 'role unknown'}" for c in st.connected)
         alarms.append(ControllerAlarm("no-master", bridge, f"no master or equal controller ({roles})"))
     return alarms
@@ -203,6 +205,8 @@ def _down_for(c: ControllerStatus) -> float | None:
 
 
 def _down_message(c: ControllerStatus) -> str:
+    if c.written_as is None:
+        return "no Controller row"
     seconds = _down_for(c)
     since = f"for {seconds:.0f}s" if seconds is not None else "since it was configured (never connected)"
     why = f", last error: {c.last_error}" if c.last_error else ""
@@ -238,12 +242,12 @@ def endpoint(target: str) -> Endpoint | None:
         return None
 
 
-def established_endpoints(proc_net: Path = Path("/proc/net")) -> frozenset[Endpoint]:
-    """Remote (address, port) of every ESTABLISHED TCP connection in the namespace of `proc_net`.
+def established_connections(proc_net: Path = Path("/proc/net")) -> frozenset[Connection]:
+    """(local port, remote endpoint) of every ESTABLISHED TCP connection in the namespace of `proc_net`.
 
     `/proc/net` is this process's namespace; `/proc/PID/net` another process's (e.g. ovs-vswitchd's).
     """
-    found: set[Endpoint] = set()
+    found: set[Connection] = set()
     for name, size in (("tcp", 4), ("tcp6", 16)):
         try:
             lines = (proc_net / name).read_text().splitlines()[1:]
@@ -252,8 +256,13 @@ def established_endpoints(proc_net: Path = Path("/proc/net")) -> frozenset[Endpo
         for line in lines:
             fields = line.split()
             if len(fields) > 3 and fields[3] == _TCP_ESTABLISHED:
-                found.add(_proc_endpoint(fields[2], size))
+                found.add((_proc_endpoint(fields[1], size)[1], _proc_endpoint(fields[2], size)))
     return frozenset(found)
+
+
+def established_endpoints(proc_net: Path = Path("/proc/net")) -> frozenset[Endpoint]:
+    """Remote (address, port) of every ESTABLISHED TCP connection in the namespace of `proc_net`."""
+    return frozenset(remote for _, remote in established_connections(proc_net))
 
 
 def _proc_endpoint(text: str, size: int) -> Endpoint:

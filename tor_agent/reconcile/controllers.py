@@ -39,12 +39,13 @@ from typing import Literal, Protocol
 from tor_agent.config.schema import Intent
 from tor_agent.health.controllers import (
     DEFAULT_GRACE_S,
+    Connection,
     ControllerAlarm,
     ControllersStatus,
     ControllerStatus,
     Endpoint,
     endpoint,
-    established_endpoints,
+    established_connections,
     judge,
 )
 from tor_agent.model.overlay import desired_controllers
@@ -65,6 +66,7 @@ class KeepaliveSettings:
     fail_mode: str | None = "secure"
     probe_interval_s: float = 0.5
     probe_timeout_s: float = 0.5
+    poll_interval_s: float = 0.5  # how often the kernel's TCP table is read while every controller is up
     grace_s: float = DEFAULT_GRACE_S
     first_holdoff_s: float = 1.0
     max_holdoff_s: float = 8.0  # the intent's max_backoff: never rewrite more often than OVS would retry
@@ -126,12 +128,14 @@ class KeepalivePolicy:
         self.event_count = 0
         self._no_master_since: float | None = None
         self._observed = False
+        self._kernel_view = False
         self._raised: dict[tuple[str, str], ControllerAlarm] = {}
 
     # --- observations ------------------------------------------------------------------------------
 
     def observe(self, now: float, rows: Sequence[ControllerState], established: frozenset[Endpoint] | None) -> None:
         """The bridge's Controller rows (from OVSDB) and, if known, the kernel's established TCP endpoints."""
+        self._kernel_view = established is not None
         mine: dict[str, ControllerState] = {}
         for row in sorted((r for r in rows if r.bridge == self.settings.bridge), key=lambda r: not r.is_connected):
             mine.setdefault(row.canonical, row)
@@ -213,20 +217,23 @@ class KeepalivePolicy:
         return due
 
     def next_wakeup(self, now: float) -> float:
-        """The latest time the shell must call in again (probe, hold-off or grace deadlines)."""
-        times = []
+        """When the shell must call in again: the next probe (now, if one is overdue), the end of a
+        rewrite's hold-off, a grace deadline, or the next read of the kernel's TCP table (which nothing
+        else announces)."""
+        times = [now + self.settings.poll_interval_s] if self._kernel_view else []
+        deadlines = []
         for t in self.targets.values():
             if t.link_up:
                 continue
             if not t.probing and t.last_probe is not None:
                 times.append(t.last_probe + self.settings.probe_interval_s)
-            if t.reachable and t.last_kick is not None:
+            if t.reachable and t.last_kick is not None and t.probe_ok_at is not None and t.probe_ok_at > t.last_kick:
                 times.append(t.last_kick + t.holdoff)
-            times.append(t.since + self.settings.grace_s)
+            deadlines.append(t.since + self.settings.grace_s)
         if self._no_master_since is not None:
-            times.append(self._no_master_since + self.settings.grace_s)
-        future = [x for x in times if x > now]
-        return min(future, default=now + 60.0)
+            deadlines.append(self._no_master_since + self.settings.grace_s)
+        times += [d for d in deadlines if d > now]  # a deadline already passed has been acted on
+        return max(now, min(times, default=now + 60.0))
 
     # --- reporting ---------------------------------------------------------------------------------
 
@@ -286,29 +293,41 @@ class ProbeResult:
     at: float
 
 
-def tcp_connect(where: Endpoint, timeout: float) -> None:
-    """Open and close a TCP connection to `where`; raises OSError when it cannot."""
+def tcp_connect(where: Endpoint, timeout: float, on_port: Callable[[int], None] | None = None) -> None:
+    """Open and close a TCP connection to `where`; raises OSError when it cannot. `on_port` learns the local
+    port before the connection exists (the socket is bound first)."""
     family = socket.AF_INET6 if where[0].version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
+        if on_port is not None:
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            on_port(sock.getsockname()[1])
         sock.connect((str(where[0]), where[1]))
+
+
+Connect = Callable[[Endpoint, float, Callable[[int], None]], None]
 
 
 class TcpProber:
     """TCP connect probes, each in a short-lived thread; results are collected by the owner's thread, which
-    a pipe (`fileno`) wakes up. `connect` is injectable (tests open the socket in another namespace)."""
+    a pipe (`fileno`) wakes up. `connect` is injectable (tests open the socket in another namespace).
+
+    The local ports of probes in flight are known (`local_ports`): in the switch's TCP table a probe's own
+    connection would otherwise look like ovs-vswitchd's connection to the controller."""
 
     def __init__(
         self,
         timeout_s: float,
-        connect: Callable[[Endpoint, float], None] = tcp_connect,
+        connect: Connect = tcp_connect,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.timeout_s, self.connect, self.clock = timeout_s, connect, clock
         self._lock = threading.Lock()
         self._results: list[ProbeResult] = []
+        self._ports: set[int] = set()
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
+        self._closed = False
 
     def fileno(self) -> int:
         """Readable when results are waiting."""
@@ -321,17 +340,32 @@ class TcpProber:
     def _probe(self, target: str) -> None:
         where = endpoint(target)
         error: str | None = None
+        ports: list[int] = []
+
+        def bound(port: int) -> None:
+            ports.append(port)
+            with self._lock:
+                self._ports.add(port)
+
         try:
             if where is None:
                 raise OSError(f"cannot probe {target}")
-            self.connect(where, self.timeout_s)
+            self.connect(where, self.timeout_s, bound)
         except TimeoutError:
             error = f"no answer within {self.timeout_s:g}s"
         except OSError as e:
             error = os.strerror(e.errno) if e.errno else str(e)
         with self._lock:
+            self._ports.difference_update(ports)
+            if self._closed:
+                return
             self._results.append(ProbeResult(target, error is None, error, self.clock()))
-        os.write(self._w, b"p")
+            os.write(self._w, b"p")
+
+    def local_ports(self) -> frozenset[int]:
+        """Local ports of the probes in flight."""
+        with self._lock:
+            return frozenset(self._ports)
 
     def results(self) -> list[ProbeResult]:
         """Results since the last call."""
@@ -346,8 +380,10 @@ class TcpProber:
 
     def close(self) -> None:
         """Release the pipe (probes still running finish into the void)."""
-        os.close(self._r)
-        os.close(self._w)
+        with self._lock:
+            self._closed = True
+            os.close(self._r)
+            os.close(self._w)
 
 
 class ControllerDriver(Protocol):
@@ -370,7 +406,7 @@ class ControllerKeeper:
     driver: ControllerDriver
     settings: KeepaliveSettings
     prober: TcpProber | None = None
-    sockets: Callable[[], frozenset[Endpoint]] | None = established_endpoints
+    sockets: Callable[[], frozenset[Connection]] | None = established_connections
     clock: Callable[[], float] = time.monotonic
     policy: KeepalivePolicy = field(init=False)
 
@@ -419,10 +455,12 @@ class ControllerKeeper:
         if self.sockets is None:
             return None
         try:
-            return self.sockets()
+            connections = self.sockets()
         except OSError as e:
             log.debug("controller keeper: cannot read the TCP table: %s", e)
             return None
+        probes = self.prober.local_ports() if self.prober is not None else frozenset()
+        return frozenset(remote for local_port, remote in connections if local_port not in probes)
 
     def _log_events(self) -> None:
         for event in self.policy.events:
