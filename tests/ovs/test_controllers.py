@@ -181,13 +181,17 @@ def stubs(box: OvsSandbox, *ports: int, tls: ssl.SSLContext | None = None) -> It
             stub.stop()
 
 
-def controller_intent(box: OvsSandbox, allow_removal: bool = False, **controllers: Any) -> OvsDesired:
+def controller_intent(
+    box: OvsSandbox, allow_removal: bool = False, access_ports: list[str] | None = None, **controllers: Any
+) -> OvsDesired:
     """The OVS test leaf with `controllers` as its controllers section (none: without one); its uplink eth1
     is created first."""
     if "eth1" not in box.netns_exec("ip", "-br", "link"):
         box.netns_exec("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1-p")
-    intent = make_intent(controllers=controllers) if controllers else make_intent()
-    return desired_ovs(intent, allow_controller_removal=allow_removal)
+    edits: dict[str, Any] = {"overlay.access_ports": access_ports or []}
+    if controllers:
+        edits["controllers"] = controllers
+    return desired_ovs(make_intent(**edits), allow_controller_removal=allow_removal)
 
 
 def reconcile(conn: OvsConnection, desired: OvsDesired) -> OverlayReconciler:

@@ -1,7 +1,9 @@
 """Run os-ken apps: a stand-in for `osken-manager`, which os-ken 4.x no longer ships.
 
-Usage: osken_run.py [--listen HOST:PORT] APP.py [APP.py ...]
+Usage: osken_run.py [--listen HOST:PORT] [--ssl-key KEY --ssl-cert CERT --ca-cert CA] APP.py [APP.py ...]
 Runs in the controller's own venv (os-ken and its dependencies must not meet Debian's packages).
+With --ssl-key and --ssl-cert it listens for ssl: switches only (os-ken serves TLS or TCP, not both on one
+port); with --ca-cert a switch must present a certificate signed by that CA.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """The launcher's arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default="0.0.0.0:6653", help="OpenFlow listen address (default %(default)s)")
+    parser.add_argument("--ssl-key", help="the controller's private key (PEM): listen for ssl: switches")
+    parser.add_argument("--ssl-cert", help="the controller's certificate (PEM)")
+    parser.add_argument("--ca-cert", help="CA certificate switches' certificates must be signed by (PEM)")
     parser.add_argument("apps", nargs="+", help="os-ken application modules or .py files")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.ssl_key is None) != (args.ssl_cert is None) or (args.ca_cert and not args.ssl_key):
+        parser.error("TLS needs --ssl-key and --ssl-cert together (and --ca-cert only with them)")
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -32,6 +40,12 @@ def main(argv: list[str]) -> int:
     cfg.CONF(args=[], project="os_ken")
     cfg.CONF.set_override("ofp_listen_host", host)
     cfg.CONF.set_override("ofp_tcp_listen_port", int(port))
+    if args.ssl_key:
+        cfg.CONF.set_override("ofp_ssl_listen_port", int(port))
+        cfg.CONF.set_override("ctl_privkey", args.ssl_key)
+        cfg.CONF.set_override("ctl_cert", args.ssl_cert)
+        if args.ca_cert:
+            cfg.CONF.set_override("ca_certs", args.ca_cert)
     AppManager.run_apps(args.apps)
     return 0
 
