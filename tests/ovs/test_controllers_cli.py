@@ -16,6 +16,7 @@ from ovs_testlib import LEAF
 
 from tor_agent.ovs.connection import OvsConnection
 from tor_agent.ovs.sandbox import OvsSandbox
+from tor_agent.wait import wait_until
 
 pytestmark = pytest.mark.ovs
 
@@ -52,3 +53,34 @@ def test_cli_reports_connected_down_and_reachability(sandbox: OvsSandbox, conn: 
             assert out["controllers"][1]["reachable"] is True  # a TCP probe gets through, OVS backs off
             (alarm,) = out["alarms"]  # never connected: how long is unknown to a one-shot read
             assert alarm["subject"] == ctl.B and "reachable (TCP) but the switch is not connected" in alarm["message"]
+
+
+def test_keep_runs_the_keeper_until_sigterm(sandbox: OvsSandbox, conn: OvsConnection, tmp_path: Path) -> None:
+    doc = copy.deepcopy(LEAF)
+    doc["controllers"] = {"targets": [ctl.A], "max_backoff_ms": 8000}
+    intent, status = tmp_path / "agent.yaml", tmp_path / "controllers.json"
+    intent.write_text(yaml.safe_dump(doc))
+    ctl.reconcile(conn, ctl.controller_intent(sandbox, targets=[ctl.A], max_backoff_ms=8000))
+    argv = ["ip", "netns", "exec", sandbox.netns, TOR_AGENT, "controllers", "--keep", "--db", sandbox.remote]
+    argv += ["--grace", "1", "--status-file", str(status), str(intent)]
+    log = (tmp_path / "keep.log").open("wb")
+    keeper = subprocess.Popen(argv, stdout=log, stderr=log)
+    try:
+
+        def view() -> dict[str, Any]:
+            data: dict[str, Any] = json.loads(status.read_text())
+            return data
+
+        wait_until(lambda: view()["alarms"], 10, 0.05, "the all-down alarm (no controller yet)")
+        with ctl.stubs(sandbox, ctl.PORT_A) as (stub,):
+            # The keeper's probe gets through and it rewrites the target: OVS does not wait out its backoff.
+            stub.wait_hello(1, timeout=3)
+            wait_until(lambda: view()["controllers"][0]["connected"], 3, 0.05, "the keeper to see A")
+            assert view()["alarms"] == [] and view()["controllers"][0]["reconnects_forced"] >= 1
+        wait_until(lambda: view()["controllers"][0]["flaps"] == 1, 3, 0.05, "the loss of A counted")
+    finally:
+        keeper.terminate()
+        code = keeper.wait(10)
+        log.close()
+    assert code == 0, (tmp_path / "keep.log").read_text()
+    assert "controller tcp:127.0.0.1:6653 reconnect" in (tmp_path / "keep.log").read_text()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +26,7 @@ from tor_agent.health.controllers import (
     judge,
     status_lines,
 )
-from tor_agent.reconcile.controllers import tcp_connect
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings, tcp_connect
 
 DEFAULT_REMOTE = "unix:/run/openvswitch/db.sock"  # as tor_agent.ovs.connection (imported only when used)
 OVSDB_TIMEOUT_S = 5.0
@@ -76,26 +82,92 @@ def _probed(c: ControllerStatus) -> ControllerStatus:
     return replace(c, reachable=True)
 
 
+def keep(intent: Intent, remote: str, grace: float, status_file: Path | None) -> None:
+    """Run the controller keeper on its own OVSDB connection until SIGTERM or SIGINT (see --keep)."""
+    from tor_agent.ovs.connection import OvsConnection
+
+    settings = KeepaliveSettings.from_intent(intent, grace_s=grace)
+    if settings is None:
+        raise click.UsageError("the intent has no overlay controllers to keep")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    stop_r, stop_w = os.pipe()
+    stopping: list[int] = []
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        os.write(stop_w, b"s")
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    written: str | None = None
+    with OvsConnection.open(remote, OVSDB_TIMEOUT_S) as conn:
+        keeper = ControllerKeeper(conn, settings)
+        try:
+            while not stopping:
+                conn.run()
+                keeper.tick()
+                if status_file is not None:
+                    written = _write_status(status_file, keeper, written)
+                conn.wait(max(0.0, keeper.next_wakeup() - time.monotonic()), [*keeper.fds(), stop_r])
+        finally:
+            keeper.close()
+            os.close(stop_r)
+            os.close(stop_w)
+
+
+def _write_status(path: Path, keeper: ControllerKeeper, written: str | None) -> str:
+    """The keeper's view as JSON in `path` (atomically), when it changed."""
+    st = keeper.status()
+    doc = {**st.as_json(), "alarms": [a.as_json() for a in keeper.alarms()]}
+    for c in doc["controllers"]:
+        c.pop("down_for_s")  # changes every tick; the rest only on events
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    if text != written:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return text
+
+
 @click.command()
 @CONFIG
 @JSON
 @DB
 @GRACE
 @click.option("--probe/--no-probe", default=True, show_default=True, help="TCP-probe controllers not connected.")
+@click.option(
+    "--keep",
+    "keep_running",
+    is_flag=True,
+    help="Stay running: keep the switch connected (probe the controllers it lost, reconnect it at once when "
+    "one answers), log losses, reconnections and alarms, until SIGTERM. For switches whose `tor-agent run` "
+    "does not do it itself.",
+)
+@click.option(
+    "--status-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --keep: write the keeper's view (connections, flaps, forced reconnects, alarms) here as JSON.",
+)
 @reports_errors
-def controllers(config: Path, as_json: bool, remote: str, grace: float, probe: bool) -> None:
+def controllers(
+    config: Path, as_json: bool, remote: str, grace: float, probe: bool, keep_running: bool, status_file: Path | None
+) -> None:
     """Show the OpenFlow controllers of the intent file CONFIG's overlay bridge: for each target whether the
     switch is connected (OVSDB's is_connected, or an established TCP connection: OVSDB lags up to 5 s), its
     role, OVS's connection state and last error, how long it has been up or down, and whether a TCP probe
     reaches the ones that are down; then the alarms (a controller down for --grace seconds, every controller
-    down, none master or equal). Changes nothing. Exit 0 whenever the state could be read.
+    down, none master or equal). Changes nothing (without --keep). Exit 0 whenever the state could be read.
 
     \b
     Example:
       tor-agent controllers /etc/tor-agent/agent.yaml
       tor-agent controllers --json /etc/tor-agent/agent.yaml | jq '.controllers[] | {target, connected, role}'
+      tor-agent controllers --keep --status-file /run/tor-agent/controllers.json /etc/tor-agent/agent.yaml
     """
     intent = load(config)
+    if keep_running:
+        keep(intent, remote, grace, status_file)
+        return
     st = read_controllers(intent, remote, probe)
     alarms = judge(st, grace)
     if as_json:
