@@ -1,6 +1,10 @@
 """labs/lab: realise a containerlab topology file out of Linux namespaces (no Docker).
 
   labs/lab up FILE [--timeout S] [--no-wait]   build the lab, wait for the underlay (idempotent)
+  labs/lab update FILE [--timeout S] [--no-wait]
+                                                bring the running lab to FILE (same lab name): add and
+                                                start new nodes and links, remove those not in FILE,
+                                                re-bind changed binds of kept nodes
   labs/lab down FILE                            stop and remove everything, even after a crashed up
   labs/lab exec FILE NODE [-- CMD ...]          run CMD (default: a shell) inside NODE
   labs/lab status FILE [--json]                 adjacencies, ECMP widths, OVS, controller
@@ -30,6 +34,10 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("file", type=Path)
     up.add_argument("--timeout", type=float, default=CONVERGE_TIMEOUT_S, help="convergence budget in seconds")
     up.add_argument("--no-wait", action="store_true", help="return once the nodes have started")
+    upd = sub.add_parser("update", help="bring the running lab to FILE: add or remove nodes and links")
+    upd.add_argument("file", type=Path)
+    upd.add_argument("--timeout", type=float, default=CONVERGE_TIMEOUT_S, help="convergence budget in seconds")
+    upd.add_argument("--no-wait", action="store_true", help="return once the new nodes have started")
     down = sub.add_parser("down", help="remove every namespace and process of the lab")
     down.add_argument("file", type=Path)
     ex = sub.add_parser("exec", help="run a command inside a node")
@@ -57,6 +65,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"lab {topo.name} is already up")
     else:
         print(f"lab {topo.name} up in {timings}")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """Bring the running lab to another file of the same lab; print what changed."""
+    topo = topology.load(args.file)
+
+    def wait(t: topology.Topology, _st: object) -> None:
+        status.wait_converged(t, args.timeout)
+
+    done = realise.update(topo, None if args.no_wait else wait)
+    print(f"lab {topo.name} updated to {args.file}: {done}")
     return 0
 
 
@@ -91,7 +111,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     """Entry point of labs/lab."""
     args = parser().parse_args(argv)
-    commands = {"up": cmd_up, "down": cmd_down, "exec": cmd_exec, "status": cmd_status}
+    commands = {"up": cmd_up, "update": cmd_update, "down": cmd_down, "exec": cmd_exec, "status": cmd_status}
     try:
         return commands[args.command](args)
     except topology.TopologyError as e:

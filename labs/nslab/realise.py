@@ -4,6 +4,8 @@ Each node: a network namespace `clab-<lab>-<node>` and a holder process owning t
 namespaces (see hold.py); links are veth pairs created directly inside the namespaces; the management
 network is a bridge in the lab-owned namespace `clab-<lab>-_mgmt`. Nothing is created in the host's own
 network namespace. The state file is written before anything is created, so `down` always finds it all.
+`update` brings a running lab to another file of the same lab (a node added or removed) without touching
+what stays.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from nslab import procs, state
 from nslab.state import LABS, State
-from nslab.topology import Node, Topology
+from nslab.topology import Link, Node, Topology
 
 REPO = LABS.parent
 NODE_START = LABS / "containerlab" / "node-start"
@@ -159,9 +161,15 @@ def _veth(name: str, mac: str | None, mtu: int) -> str:
 
 def create_links(topo: Topology) -> None:
     """veth pairs made inside the namespaces (never in the host's), then everything set up."""
+    procs.ip_batch(topo.mgmt_netns, [f"link add br0 mtu {topo.mgmt_mtu} type bridge", "link set br0 up"])
+    add_links(topo, list(topo.nodes), topo.links)
+
+
+def add_links(topo: Topology, nodes: list[str], links: tuple[Link, ...], first_mgmt: int = 0) -> None:
+    """The management veth of each of `nodes` (mgN, N from `first_mgmt`) and the data `links`, all set up."""
     mgmt, mtu = topo.mgmt_netns, topo.mgmt_mtu
-    lines = [f"link add br0 mtu {mtu} type bridge", "link set br0 up"]
-    for i, name in enumerate(topo.nodes):
+    lines = []
+    for i, name in enumerate(nodes, start=first_mgmt):
         lines += [
             f"link add mg{i} mtu {mtu} type veth peer name eth0 netns {topo.netns(name)} mtu {mtu}",
             f"link set mg{i} master br0",
@@ -169,7 +177,7 @@ def create_links(topo: Topology) -> None:
         ]
     procs.ip_batch(mgmt, lines)
     adds: dict[str, list[str]] = {}
-    for link in topo.links:
+    for link in links:
         a, b = link.a, link.b
         adds.setdefault(topo.netns(a.node), []).append(
             f"link add {_veth(a.iface, a.mac, link.mtu)} type veth peer name {_veth(b.iface, b.mac, link.mtu)}"
@@ -178,16 +186,20 @@ def create_links(topo: Topology) -> None:
     for ns, ns_lines in adds.items():
         procs.ip_batch(ns, ns_lines)
     prefix = topo.mgmt_subnet.prefixlen
-    for node in topo.nodes.values():
-        ups = [f"address add {node.mgmt_ipv4}/{prefix} dev eth0", "link set eth0 up"]
-        ups += [f"link set {local.iface} up" for local, _, _ in topo.links_of(node.name)]
-        procs.ip_batch(topo.netns(node.name), ups)
+    ups: dict[str, list[str]] = {
+        name: [f"address add {topo.nodes[name].mgmt_ipv4}/{prefix} dev eth0", "link set eth0 up"] for name in nodes
+    }
+    for link in links:
+        for end in (link.a, link.b):
+            ups.setdefault(end.node, []).append(f"link set {end.iface} up")
+    for name, node_lines in ups.items():
+        procs.ip_batch(topo.netns(name), node_lines)
 
 
-def start_holders(topo: Topology, st: State, tools: dict[str, str]) -> None:
-    """Start every node's holder and wait until each has its private tree and hostname."""
+def start_holders(topo: Topology, st: State, tools: dict[str, str], only: list[str] | None = None) -> None:
+    """Start every node's holder (or those of `only`) and wait until each has its private tree and hostname."""
     started: dict[str, subprocess.Popen[bytes]] = {}
-    for node in topo.nodes.values():
+    for node in _nodes(topo, only):
         ndir = state.node_dir(topo.name, node.name)
         ndir.mkdir(parents=True, exist_ok=True)
         binds = [x for b in node.binds for x in (str(b.source), b.target, "ro" if b.read_only else "rw")]
@@ -217,10 +229,10 @@ def _read_line(proc: subprocess.Popen[bytes], deadline: float) -> str:
     return proc.stdout.readline().decode().strip() if ready else ""
 
 
-def start_nodes(topo: Topology, st: State, tools: dict[str, str]) -> None:
-    """Run node-start in every node at once; fail naming each node whose start failed."""
+def start_nodes(topo: Topology, st: State, tools: dict[str, str], only: list[str] | None = None) -> None:
+    """Run node-start in every node (or those of `only`) at once; fail naming each node whose start failed."""
     running: dict[str, subprocess.Popen[bytes]] = {}
-    for node in topo.nodes.values():
+    for node in _nodes(topo, only):
         log_path = state.node_dir(topo.name, node.name) / "node-start.log"
         with open(log_path, "wb") as log:
             running[node.name] = subprocess.Popen(
@@ -243,15 +255,150 @@ def start_nodes(topo: Topology, st: State, tools: dict[str, str]) -> None:
         raise LabError("\n".join(failed))
 
 
-def run_execs(topo: Topology, st: State, tools: dict[str, str]) -> None:
-    """The topology's `exec` lines, in each node, after its links exist and its daemons started."""
-    for node in topo.nodes.values():
+def run_execs(topo: Topology, st: State, tools: dict[str, str], only: list[str] | None = None) -> None:
+    """The topology's `exec` lines, in each node (or those of `only`), after its links and daemons are up."""
+    for node in _nodes(topo, only):
         for line in node.exec:
             argv = procs.enter(st.holders[node.name]) + shlex.split(line)
             try:
                 procs.run(argv, env=node_env(topo, node, tools))
             except procs.CommandError as e:
                 raise LabError(f"node {node.name}: exec {line!r} failed: {e.output.strip()}") from e
+
+
+def _nodes(topo: Topology, only: list[str] | None) -> list[Node]:
+    return [n for n in topo.nodes.values() if only is None or n.name in only]
+
+
+# --- update ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Update:
+    """What `update` changed."""
+
+    added: list[str]
+    removed: list[str]
+    rebound: list[str]  # kept nodes whose bound files changed (their daemons re-read them when told)
+    links_added: int
+    links_removed: int
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        parts = [f"+{n}" for n in self.added] + [f"-{n}" for n in self.removed]
+        parts += [f"{n}: binds changed" for n in self.rebound]
+        parts.append(f"links +{self.links_added} -{self.links_removed}")
+        return f"{', '.join(parts)} in {self.seconds:.2f}s"
+
+
+def _link_key(link: Link) -> frozenset[tuple[str, str]]:
+    return frozenset({(link.a.node, link.a.iface), (link.b.node, link.b.iface)})
+
+
+def update(topo: Topology, wait: Callable[[Topology, State], None] | None = None) -> Update:
+    """Bring the running lab `topo.name` to `topo`: nodes and links only in `topo` are created and started,
+    nodes and links no longer in it are removed, kept nodes whose binds changed are re-bound. Nothing else is
+    touched: kept nodes keep running. `wait` awaits convergence."""
+    start = time.monotonic()
+    st = state.load(topo.name)
+    if st is None or not all(procs.alive(p) for p in st.holders.values()):
+        raise LabError(f"lab {topo.name} is not up: `labs/lab up {topo.path}` first")
+    old = load_topology(Path(st.topology))
+    if missing_prerequisites():
+        raise LabError("this machine lacks: " + ", ".join(missing_prerequisites()))
+    tools = tools_env(topo)
+    added = [n for n in topo.nodes if n not in st.holders]
+    removed = [n for n in st.holders if n not in topo.nodes]
+    wanted = {_link_key(link) for link in topo.links}
+    gone_links = [link for link in old.links if _link_key(link) not in wanted]
+    have = {_link_key(link) for link in old.links}
+    new_links = tuple(link for link in topo.links if _link_key(link) not in have)
+    for name in removed:
+        remove_node(topo.name, st, name, f"clab-{topo.name}-{name}")
+    _remove_links(topo, [link for link in gone_links if not {link.a.node, link.b.node} & set(removed)])
+    st.netns += [topo.netns(n) for n in added if topo.netns(n) not in st.netns]
+    st.topology = str(topo.path)
+    st.save()
+    for name in added:
+        procs.run(["ip", "netns", "add", topo.netns(name)], timeout=10)
+        procs.ip_batch(topo.netns(name), ["link set lo up"])
+    add_links(topo, added, new_links, first_mgmt=_free_mgmt_index(topo))
+    start_holders(topo, st, tools, only=added)
+    rebound = rebind(topo, old, st)
+    kept = sorted({end.node for link in new_links for end in (link.a, link.b)} - set(added))
+    for name in kept:
+        procs.run(
+            [*procs.enter(st.holders[name]), PYTHON, str(NODE_START), "links"],
+            env=node_env(topo, topo.nodes[name], tools),
+        )
+    start_nodes(topo, st, tools, only=added)
+    run_execs(topo, st, tools, only=added)
+    st.save()
+    if wait is not None:
+        wait(topo, st)
+    return Update(added, removed, rebound, len(new_links), len(gone_links), time.monotonic() - start)
+
+
+def load_topology(path: Path) -> Topology:
+    """The topology file the lab was built (or last updated) from."""
+    from nslab import topology
+
+    try:
+        return topology.load(path)
+    except topology.TopologyError as e:
+        raise LabError(f"the lab's current topology {path} no longer loads: {e}") from e
+
+
+def remove_node(lab: str, st: State, name: str, netns: str) -> None:
+    """Stop every process of node `name` (SIGTERM, then SIGKILL) and delete its namespace; forget it."""
+    from tor_agent.wait import WaitTimeout, wait_until
+
+    holder = st.holders.pop(name, 0)
+    namespaces = [netns] if netns in procs.netns_list() else []
+    inside = lab_pids(namespaces, None) | ({holder} if procs.alive(holder) else set())
+    procs.signal_all(inside, procs.TERM)
+    try:
+        wait_until(lambda: not {p for p in inside if procs.alive(p)}, STOP_GRACE_S, 0.02, f"{name} to stop")
+    except WaitTimeout:
+        procs.signal_all({p for p in inside if procs.alive(p)}, procs.KILL)
+    for ns in namespaces:
+        procs.run(["ip", "netns", "delete", ns], timeout=10)
+    st.netns = [ns for ns in st.netns if ns != netns]
+    st.save()
+    shutil.rmtree(state.node_dir(lab, name), ignore_errors=True)
+
+
+def _remove_links(topo: Topology, links: list[Link]) -> None:
+    for link in links:
+        procs.run(["ip", "-n", topo.netns(link.a.node), "link", "delete", link.a.iface], timeout=10, check=False)
+
+
+def _free_mgmt_index(topo: Topology) -> int:
+    """The first N after every mgN veth already in the management namespace."""
+    out = procs.run(["ip", "-n", topo.mgmt_netns, "-o", "link", "show"], timeout=10)
+    names = (line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
+    used = [int(n[2:]) for n in names if n.startswith("mg") and n[2:].isdigit()]
+    return max(used, default=-1) + 1
+
+
+def rebind(topo: Topology, old: Topology, st: State) -> list[str]:
+    """Kept nodes whose binds changed get the new sources bound over the targets, inside their mount namespace."""
+    changed = []
+    for name, node in topo.nodes.items():
+        if name not in old.nodes or name not in st.holders:
+            continue
+        before = {b.target: b for b in old.nodes[name].binds}
+        fresh = [b for b in node.binds if before.get(b.target) != b]
+        for bind in fresh:
+            enter = procs.enter(st.holders[name])
+            if bind.target in before:
+                procs.run([*enter, "umount", "--lazy", bind.target], timeout=10)
+            procs.run([*enter, "mount", "--bind", str(bind.source), bind.target], timeout=10)
+            if bind.read_only:
+                procs.run([*enter, "mount", "-o", "remount,bind,ro", bind.target], timeout=10)
+        if fresh:
+            changed.append(name)
+    return changed
 
 
 # --- exec ----------------------------------------------------------------------------------------------
