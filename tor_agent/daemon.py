@@ -324,7 +324,7 @@ class Daemon:
         self.last = report
         (log.warning if report.problems else log.info)("%s", report.summary())
         for stage in report.stages:
-            for change in stage.changes:
+            for change in stage.changes if stage.stage != "links" else ():  # the links driver logs its own
                 log.info("%s: %s", stage.label, change)
         if not self.ready and not report.unreachable:
             self._become_ready()

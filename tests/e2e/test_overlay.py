@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from labkit import REPO, Lab
-from nslab import realise
+from nslab import realise, topology
 
 from tor_agent.ovs.routes import OvsRoute, parse_route_show
 
@@ -129,6 +129,14 @@ def mesh_gaps(lab: Lab, leaves: list[str] | None = None) -> list[str]:
     return gaps
 
 
+def mesh_complete(lab: Lab) -> bool:
+    """True once the mesh is complete; raises naming the gaps otherwise (so a timeout says what was missing)."""
+    gaps = mesh_gaps(lab)
+    if gaps:
+        raise AssertionError("; ".join(gaps))
+    return True
+
+
 # --- split-horizon forwarding (until the lab controller does it) ---------------------------------------------
 
 
@@ -157,7 +165,7 @@ def remove_split_horizon(lab: Lab, leaf: str) -> None:
 @pytest.fixture(scope="module")
 def overlay(converged: Lab, wait_until: Any) -> Iterator[Lab]:
     """The demo fabric with a complete tunnel mesh and the split-horizon flows on every leaf."""
-    wait_until(lambda: not mesh_gaps(converged), TUNNELS_BUDGET_S, 0.1, "a complete tunnel mesh")
+    wait_until(lambda: mesh_complete(converged), TUNNELS_BUDGET_S, 0.1, "a complete tunnel mesh")
     try:
         for leaf in converged.role("leaf"):
             split_horizon(converged, leaf)
@@ -286,7 +294,7 @@ def test_silent_uplink_failure_moves_tunnel_routes_and_overlay_loss_is_short(
                 return all(r.device != f"br-{link.uplink}" for r in ovs_routes(overlay, leaf_a).values())
 
             wait_until(moved, 5, 0.05, f"{leaf_a}: every OVS route off br-{link.uplink}")
-        wait_until(lambda: not mesh_gaps(overlay), TUNNELS_BUDGET_S, 0.2, "the mesh and its routes after the repair")
+        wait_until(lambda: mesh_complete(overlay), TUNNELS_BUDGET_S, 0.2, "the mesh and its routes after the repair")
         probe.stop()
     worst = max(w.seconds for w in windows.values())
     record(
@@ -305,7 +313,7 @@ def test_ovs_vswitchd_restart_restores_tunnels_and_routes_without_duplicates(ove
     overlay.exec(leaf, "ovs-appctl", "-t", "ovs-vswitchd", "exit")
     wait_until(lambda: overlay.exec(leaf, "kill", "-0", pid, check=False).returncode != 0, 10, 0.02, "vswitchd gone")
     overlay.exec(leaf, "ovs-vswitchd", "--pidfile", "--detach", "--log-file")
-    wait_until(lambda: not mesh_gaps(overlay), TUNNELS_BUDGET_S, 0.1, "tunnels and OVS routes after the restart")
+    wait_until(lambda: mesh_complete(overlay), TUNNELS_BUDGET_S, 0.1, "tunnels and OVS routes after the restart")
     after = interfaces(overlay, leaf, "type=gre")
     assert sorted(r["name"] for r in after.values()) == sorted(before.values())
     names = overlay.exec(leaf, "ovs-vsctl", "--bare", "--columns=name", "list", "Port").stdout.split()
@@ -313,6 +321,70 @@ def test_ovs_vswitchd_restart_restores_tunnels_and_routes_without_duplicates(ove
     for each in overlay.role("leaf"):  # OpenFlow flows do not survive ovs-vswitchd; the others' tunnels flapped
         split_horizon(overlay, each)
     wait_until(lambda: not every_pair_pings(overlay), 10, 0.1, "every host to ping every other host again")
+
+
+def test_ovsdb_server_restart_then_drift_is_still_repaired_without_duplicates(overlay: Lab, wait_until: Any) -> None:
+    """ovsdb-server restarted (the database file persists): the agent's OVSDB loop reconnects by itself, so a
+    tunnel port deleted by hand afterwards still comes back, once."""
+    leaf = overlay.role("leaf")[0]
+    pid = overlay.exec(leaf, "cat", "/run/openvswitch/ovsdb-server.pid").stdout.strip()
+    overlay.exec(leaf, "ovs-appctl", "-t", "ovsdb-server", "exit")
+    wait_until(lambda: overlay.exec(leaf, "kill", "-0", pid, check=False).returncode != 0, 10, 0.02, "ovsdb gone")
+    remotes = ["--remote=punix:/run/openvswitch/db.sock", "--remote=db:Open_vSwitch,Open_vSwitch,manager_options"]
+    overlay.exec(leaf, "ovsdb-server", "/etc/openvswitch/conf.db", *remotes, "--pidfile", "--detach", "--log-file")
+    victim = tunnels(overlay, leaf)[vtep(overlay, overlay.role("leaf")[2])]["name"]
+    wait_until(lambda: overlay.exec(leaf, "ovs-vsctl", "del-port", BRIDGE, victim, check=False).returncode == 0,
+               10, 0.05, "ovs-vsctl to answer")  # fmt: skip
+    wait_until(lambda: mesh_complete(overlay), TUNNELS_BUDGET_S, 0.1, "the deleted tunnel back after the restart")
+    names = overlay.exec(leaf, "ovs-vsctl", "--bare", "--columns=name", "list", "Port").stdout.split()
+    assert len(names) == len(set(names)), f"duplicate ports: {names}"
+    for each in overlay.role("leaf"):
+        split_horizon(overlay, each)
+    wait_until(lambda: not every_pair_pings(overlay), 10, 0.1, "every host to ping every other host again")
+
+
+def sighup_agents(lab: Lab, nodes: list[str]) -> None:
+    """Make the agents of `nodes` re-read their intent (as `systemctl reload tor-agent`)."""
+    for node in nodes:
+        lab.exec(node, "sh", "-c", "kill -HUP $(cat /run/tor-agent.pid)")
+
+
+def agent_pids(lab: Lab, nodes: list[str]) -> dict[str, str]:
+    return {n: lab.exec(n, "cat", "/run/tor-agent.pid").stdout.strip() for n in nodes}
+
+
+def test_a_fourth_leaf_joins_and_leaves_and_the_other_leaves_follow_without_a_config_change(
+    overlay: Lab, wait_until: Any, record: Record
+) -> None:
+    """`labs/lab update` grows the running lab by leaf4 (+ host5; the spines get eth4 and re-read their intent):
+    every other leaf gets a tunnel to leaf4 from OSPF alone, host5 talks to the others; shrinking the lab back
+    takes the tunnels away again. The other leaves' agents are never told anything."""
+    base, grown = overlay.topo, topology.load(REPO / "labs" / "containerlab" / "fabric-leaf4.clab.yml")
+    leaves, spines = overlay.role("leaf"), overlay.role("spine")
+    pids = agent_pids(overlay, leaves)
+    big = Lab(grown)
+    try:
+        start = time.monotonic()
+        realise.update(grown)
+        sighup_agents(big, spines)
+        wait_until(lambda: mesh_complete(big), TUNNELS_BUDGET_S * 2, 0.2, "a complete mesh with leaf4")
+        record(
+            "overlay: leaf4 added, full tunnel mesh after", f"{time.monotonic() - start:.1f} s (lab update included)"
+        )
+        for leaf in big.role("leaf"):
+            split_horizon(big, leaf)
+        wait_until(lambda: all(pings(big, "host5", h) for h in HOSTS), 10, 0.1, "host5 to reach every host")
+    finally:
+        realise.update(base)
+        sighup_agents(overlay, spines)
+        start = time.monotonic()
+        wait_until(lambda: mesh_complete(overlay), TUNNELS_BUDGET_S, 0.2, "the mesh without leaf4")
+        record("overlay: leaf4 removed, its tunnels gone after", f"{time.monotonic() - start:.1f} s")
+        for leaf in leaves:
+            split_horizon(overlay, leaf)
+    assert agent_pids(overlay, leaves) == pids  # the same agents, never restarted or re-configured
+    assert all(vtep(big, "leaf4") not in tunnels(overlay, leaf) for leaf in leaves)
+    assert every_pair_pings(overlay) == []
 
 
 # --- a probe between two hosts (bench/underlay_failover.py's probe, tenant addresses) --------------------------
