@@ -5,12 +5,15 @@ Usage: bench/lab_bringup.py [--runs N] [FILE ...]
 Default files: the demo fabric and the 3x4 fabric. Each run is the CLI as a user runs it (wall clock,
 Python start included): `up` returns once every OSPF adjacency is Full, every BFD session up, every leaf
 has full ECMP to every other leaf, OVS answers on every leaf and the controller listens. Targets (the lab
-issue): up <= 10 s for the demo fabric, down <= 5 s, nothing left afterwards.
+issue): up <= 10 s for the demo fabric, down <= 5 s, nothing left afterwards. Holds the lab's machine-wide
+lock (as the e2e tests do) for each file, so it waits while a test session has that lab.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -22,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "labs"), str(REPO)]
+
+from collections.abc import Iterator  # noqa: E402
 
 from nslab import procs, realise, state, topology  # noqa: E402
 
@@ -89,6 +94,15 @@ def report(topo: topology.Topology, runs: list[dict[str, float]]) -> None:
     print("  left after every down: nothing (no namespace, process or state)")
 
 
+@contextlib.contextmanager
+def lab_lock(name: str) -> Iterator[None]:
+    """The lab's machine-wide lock (tests/e2e/labkit.py's): concurrent users take turns with one lab."""
+    Path("/run/lock").mkdir(parents=True, exist_ok=True)
+    with open(f"/run/lock/tor-agent-lab-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def main() -> int:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,8 +115,9 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores")
     for path in args.files:
         topo = topology.load(path)
-        lab("down", str(topo.path), env=env)
-        report(topo, [one_run(topo, env) for _ in range(args.runs)])
+        with lab_lock(topo.name):
+            lab("down", str(topo.path), env=env)
+            report(topo, [one_run(topo, env) for _ in range(args.runs)])
     return 0
 
 
