@@ -284,3 +284,22 @@ def test_settings_from_the_intent() -> None:
     assert replace(settings, fail_mode="secure") == settings
     assert endpoint("ssl:[2001:db8::1]:6653") == (ipaddress.ip_address("2001:db8::1"), 6653)
     assert endpoint(A) == EP_A and endpoint("unix:/run/ctl") is None
+
+
+def test_reloaded_settings_keep_the_memory_of_targets_that_stay() -> None:
+    def refused(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")  # never a real connection from a unit test
+
+    driver = FakeDriver([row(A), row(B)])
+    keeper = ControllerKeeper(driver, SETTINGS, prober=TcpProber(0.1, refused), sockets=None, clock=Clock())
+    try:
+        keeper.tick()
+        driver.rows = [row(A, connected=False), row(B)]
+        keeper.tick()
+        assert keeper.status().controllers[0].flaps == 1
+        c = "tcp:203.0.113.12:6653"
+        keeper.update(replace(SETTINGS, targets=(A, c)))
+        keeper.tick()
+        assert [(s.target, s.flaps) for s in keeper.status().controllers] == [(A, 1), (c, 0)]
+    finally:
+        keeper.close()

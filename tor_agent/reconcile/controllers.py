@@ -131,6 +131,13 @@ class KeepalivePolicy:
         self._kernel_view = False
         self._raised: dict[tuple[str, str], ControllerAlarm] = {}
 
+    def reconfigure(self, settings: KeepaliveSettings, now: float) -> None:
+        """New settings (the intent was reloaded): targets that stay keep their memory and counters."""
+        old, self.settings = self.targets, settings
+        self.targets = {
+            t: old.get(t) or _Target(t, since=now, holdoff=settings.first_holdoff_s) for t in settings.targets
+        }
+
     # --- observations ------------------------------------------------------------------------------
 
     def observe(self, now: float, rows: Sequence[ControllerState], established: frozenset[Endpoint] | None) -> None:
@@ -417,8 +424,14 @@ class ControllerKeeper:
         self._lock = threading.Lock()
         self._status = self.policy.status(self.clock())
         self._alarms: tuple[ControllerAlarm, ...] = ()
+        self._pending: KeepaliveSettings | None = None
         self._logged = 0
         self.errors = 0
+
+    def update(self, settings: KeepaliveSettings) -> None:
+        """New settings (after the intent was reloaded); safe from any thread, applied at the next tick."""
+        with self._lock:
+            self._pending = settings
 
     def fds(self) -> Sequence[int]:
         """File descriptors whose readability means `tick()` has work."""
@@ -432,6 +445,11 @@ class ControllerKeeper:
         """One step: observe, collect probes, rewrite targets, start probes, update alarms."""
         now = self.clock()
         assert self.prober is not None
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.settings = pending
+            self.policy.reconfigure(pending, now)
         try:
             rows = self.driver.controllers()
             established = self._established()
