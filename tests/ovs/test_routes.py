@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from tor_agent.ovs.routes import Nexthop, OvsRoute, OvsRouteTable, RouteTableError, plan_routes
+from tor_agent.ovs.routes import Nexthop, OvsRoute, OvsRouteTable, RouteTableError, deaf_bridges, plan_routes
 from tor_agent.ovs.sandbox import OvsSandbox
 
 pytestmark = pytest.mark.ovs
@@ -18,12 +18,16 @@ VTEPS = [IPv4Address(f"198.18.0.{i}") for i in range(12, 20)]
 
 
 def uplinks(box: OvsSandbox) -> OvsRouteTable:
-    """Two uplink bridges with link addresses and the VTEP, as a netdev leaf has them."""
+    """Two uplink bridges with link addresses and the VTEP, as a netdev leaf has them, and a GRE port (OVS
+    terminates tunnels only while one exists)."""
     for name, address in (("br-eth1", "198.18.1.1/31"), ("br-eth2", "198.18.1.3/31")):
         box.vsctl("add-br", name, "--", "set", "Bridge", name, "datapath_type=netdev")
         box.netns_exec("ip", "address", "add", address, "dev", name)
         box.netns_exec("ip", "address", "add", "198.18.0.11/32", "dev", name)
         box.netns_exec("ip", "link", "set", name, "up")
+    box.vsctl("add-br", "br-tor", "--", "set", "Bridge", "br-tor", "datapath_type=netdev",
+              "--", "add-port", "br-tor", "gre-1", "--", "set", "Interface", "gre-1", "type=gre",
+              "options:remote_ip=198.18.0.12")  # fmt: skip
     return OvsRouteTable(target=box.ctl("ovs-vswitchd"))
 
 
@@ -43,8 +47,30 @@ def test_apply_moves_and_deletes_and_second_plan_is_empty(sandbox: OvsSandbox) -
     moved = plan_routes({v: [B] for v in VTEPS[:4]}, table.show(), BRIDGES)  # A died; half the VTEPs gone
     table.apply(moved)
     after = user_routes(table)
-    assert set(after) == {IPv4Network(f"{v}/32") for v in VTEPS[:4]}
-    assert all(r.nexthop == B for r in after.values())
+    (anchor,) = moved.kept  # the last route over br-eth1 stays (OVS 3.1 forgets a bridge's tunnels on a delete)
+    assert anchor.nexthop == A and set(after) == {IPv4Network(f"{v}/32") for v in VTEPS[:4]} | {anchor.prefix}
+    assert all(r.nexthop == B for p, r in after.items() if p != anchor.prefix)
+
+
+def macs(box: OvsSandbox) -> dict[str, str]:
+    return {b: box.netns_exec("cat", f"/sys/class/net/{b}/address").strip() for b in BRIDGES}
+
+
+def test_a_route_delete_does_not_leave_its_bridge_deaf_to_tunnels(sandbox: OvsSandbox) -> None:
+    """OVS 3.1 drops a bridge from its tunnel termination table on any route delete over it: the plan's
+    re-insert must bring it back (raw OVS, without the re-insert, stays deaf)."""
+    table = uplinks(sandbox)
+    vtep = IPv4Address("198.18.0.11")
+    over_b = {VTEPS[0]: [B], VTEPS[1]: [B]}
+    table.apply(plan_routes(over_b, table.show(), BRIDGES))
+    assert deaf_bridges(table.terminating(), macs(sandbox), vtep) == frozenset()
+    sandbox.appctl("ovs-vswitchd", "ovs/route/del", f"{VTEPS[1]}/32")  # what a plain delete does to OVS 3.1
+    assert deaf_bridges(table.terminating(), macs(sandbox), vtep) == {"br-eth2"}
+    table.apply(plan_routes(over_b, table.show(), BRIDGES, deaf=("br-eth2",)))
+    assert deaf_bridges(table.terminating(), macs(sandbox), vtep) == frozenset()
+    table.apply(plan_routes({VTEPS[0]: [B]}, table.show(), BRIDGES))  # VTEPS[1] gone: deleted, then re-insert
+    assert deaf_bridges(table.terminating(), macs(sandbox), vtep) == frozenset()
+    assert set(user_routes(table)) == {IPv4Network(f"{VTEPS[0]}/32")}
 
 
 def test_foreign_user_route_survives(sandbox: OvsSandbox) -> None:
@@ -53,9 +79,9 @@ def test_foreign_user_route_survives(sandbox: OvsSandbox) -> None:
     sandbox.netns_exec("ip", "address", "add", "10.0.0.1/24", "dev", "br-other")
     sandbox.netns_exec("ip", "link", "set", "br-other", "up")
     sandbox.appctl("ovs-vswitchd", "ovs/route/add", "10.9.0.0/16", "br-other", "10.0.0.254")
-    table.apply(plan_routes({VTEPS[0]: [A]}, table.show(), BRIDGES))
-    table.apply(plan_routes({}, table.show(), BRIDGES))
-    assert set(user_routes(table)) == {IPv4Network("10.9.0.0/16")}
+    table.apply(plan_routes({VTEPS[0]: [A], VTEPS[1]: [A]}, table.show(), BRIDGES))
+    table.apply(plan_routes({VTEPS[1]: [A]}, table.show(), BRIDGES))
+    assert set(user_routes(table)) == {IPv4Network("10.9.0.0/16"), IPv4Network(f"{VTEPS[1]}/32")}
 
 
 def test_routes_come_back_after_vswitchd_restart(sandbox: OvsSandbox) -> None:

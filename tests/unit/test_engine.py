@@ -18,7 +18,7 @@ from tor_agent.config import Intent, load_text
 from tor_agent.frr.apply import DaemonsDown, FrrApplyResult
 from tor_agent.frr.delta import Change, Delta
 from tor_agent.model.overlay import OvsDesired
-from tor_agent.net import KernelNexthop, KernelRoute, LinkResult, NoSuchInterface
+from tor_agent.net import KernelNexthop, KernelRoute, LinkResult, NetError, NoSuchInterface
 from tor_agent.net.actions import AddAddress
 from tor_agent.ovs.errors import OvsdbUnavailable
 from tor_agent.ovs.routes import OvsRoute, RouteApplyResult, RoutePlan
@@ -75,6 +75,7 @@ ECMP = (("198.18.1.0", "br-eth1"), ("198.18.1.2", "br-eth2"))
 class FakeKernel:
     routes_now: tuple[KernelRoute, ...] = ()
     fail_links: Exception | None = None
+    fail_routes: Exception | None = None
     calls: list[str] = field(default_factory=list)
     lock: Path | None = None  # checked to be held while links are applied
 
@@ -84,6 +85,8 @@ class FakeKernel:
 
     def routes(self) -> tuple[KernelRoute, ...]:
         self.calls.append("routes")
+        if self.fail_routes is not None:
+            raise self.fail_routes
         return self.routes_now
 
     def plan_links(self, intent: Intent) -> tuple[Any, ...]:
@@ -133,8 +136,14 @@ class FakeRoutes:
     table: list[OvsRoute] = field(default_factory=list)
     applied: list[RoutePlan] = field(default_factory=list)
 
+    deaf: tuple[str, ...] = ()  # bridges OVS does not terminate tunnels on
+
     def show(self) -> tuple[OvsRoute, ...]:
         return tuple(self.table)
+
+    def terminating(self) -> frozenset[tuple[str, IPv4Address]]:
+        macs = {"br-eth1": "02:00:00:00:00:01", "br-eth2": "02:00:00:00:00:02"}
+        return frozenset((mac, OWN) for bridge, mac in macs.items() if bridge not in self.deaf)
 
     def apply(self, plan: RoutePlan) -> RouteApplyResult:
         self.applied.append(plan)
@@ -281,3 +290,27 @@ def test_diff_changes_nothing(tmp_path: Path) -> None:
 def test_apply_holds_the_engine_lock(tmp_path: Path) -> None:
     fakes = Fakes(kernel=FakeKernel(lock=tmp_path / "engine.lock"))
     assert fakes.engine(tmp_path).apply(intent(spine=True)).ok  # FakeKernel checked the lock was held
+
+
+def test_unreadable_routes_leave_tunnels_and_ovs_routes_alone(tmp_path: Path) -> None:
+    """A failed peers stage must not look like "no peers": that would delete every tunnel."""
+    fakes = Fakes(kernel=FakeKernel(fail_routes=NetError("cannot read routes: netlink error 105")))
+    fakes.overlay.current = frozenset({PEER2})
+    report = fakes.engine(tmp_path).apply(intent(), scope="overlay")
+    assert [(s.stage, bool(s.skipped)) for s in report.stages] == [
+        ("peers", False),
+        ("tunnels", True),
+        ("routes", True),
+    ]
+    assert fakes.overlay.converged == [] and fakes.routes.applied == []
+    assert report.problems == ("peers: cannot read routes: netlink error 105",)
+
+
+def test_a_bridge_that_stopped_terminating_tunnels_gets_a_route_re_inserted(tmp_path: Path) -> None:
+    fakes = Fakes(kernel=FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP), ospf("198.18.0.13", *ECMP))))
+    engine = fakes.engine(tmp_path)
+    engine.apply(intent())
+    fakes.routes.deaf = ("br-eth2",)
+    routes = engine.apply(intent(), scope="overlay").stage("routes")
+    assert routes is not None and len(routes.changes) == 1
+    assert routes.changes[0].endswith("re-inserted (tunnel termination on br-eth2)")

@@ -59,11 +59,33 @@ def test_dead_nexthop_moves_the_route_to_the_survivor() -> None:
 
 
 def test_gone_vtep_loses_its_route_and_unroutable_is_reported() -> None:
-    current = [route("198.18.0.12", A), route("198.18.0.13", B)]
+    current = [route("198.18.0.12", A), route("198.18.0.13", B), route("198.18.0.15", B)]
     plan = plan_routes({IPv4Address("198.18.0.13"): [], IPv4Address("198.18.0.14"): [A]}, current, BRIDGES)
-    assert {r.prefix for r in plan.delete} == {IPv4Network("198.18.0.12/32"), IPv4Network("198.18.0.13/32")}
     assert plan.unroutable == (IPv4Address("198.18.0.13"),)
-    assert [r.prefix for r in plan.add] == [IPv4Network("198.18.0.14/32")]
+    assert [str(r) for r in plan.add] == ["198.18.0.14/32 dev br-eth1 via 198.18.1.0"]
+    # B keeps no wanted route: its last one stays as the anchor, the others go.
+    assert plan.kept == (route("198.18.0.13", B),) and plan.delete == (route("198.18.0.12", A), route("198.18.0.15", B))
+    assert plan.refresh == (route("198.18.0.13", B),)  # re-inserted after the delete over B
+
+
+def test_a_delete_is_followed_by_an_insert_over_the_same_bridge() -> None:
+    """OVS 3.1 forgets a bridge's tunnel termination on any route delete over it, until the next insert."""
+    keep_b, gone_b = route("198.18.0.13", B), route("198.18.0.15", B)
+    wanted = {IPv4Address("198.18.0.13"): [B]}
+    plan = plan_routes(wanted, [keep_b, gone_b], BRIDGES)
+    assert plan.delete == (gone_b,) and plan.add == () and plan.refresh == (keep_b,)
+    assert plan.changes() == (
+        "route 198.18.0.15/32: delete",
+        "route 198.18.0.13/32 dev br-eth2 via 198.18.1.2: re-inserted (tunnel termination on br-eth2)",
+    )
+
+
+def test_the_anchor_is_stable_and_a_deaf_bridge_gets_a_route_re_inserted() -> None:
+    anchor = route("198.18.0.13", B)
+    again = plan_routes({}, [anchor], BRIDGES)
+    assert not again and again.kept == (anchor,)
+    deaf = plan_routes({}, [anchor], BRIDGES, deaf=("br-eth2",))
+    assert deaf.refresh == (anchor,) and deaf.delete == ()
 
 
 def test_routes_tor_agent_does_not_own_are_never_touched() -> None:

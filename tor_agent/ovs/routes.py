@@ -12,12 +12,22 @@ routes are lost when ovs-vswitchd restarts: the next pass finds them missing and
 Ownership: OVS user routes carry no marker. The /32 user routes whose device is one of tor-agent's
 uplink bridges (bridges it created, DESIGN §2) are tor-agent's; every other user route is left alone.
 
+OVS 3.1 pitfall (found failing in the lab): deleting any route over a bridge (`ovs/route/del`) also drops
+that bridge from OVS's tunnel termination table (`tnl/ports/show`: which MAC+IP OVS decapsulates on), and
+only the next route *inserted* over that bridge brings it back. GRE arriving through that uplink is then
+forwarded to the kernel instead of decapsulated: every tunnel whose peer hashes onto that path goes dark.
+(Kernel route changes re-dump OVS's cached routes and repair it by luck; newer OVS reference-counts it.)
+So a plan deletes first and then re-inserts a route over every bridge it deleted from, or found not
+terminating tunnels ("deaf"); the last route over a bridge is kept (an anchor, harmless: no tunnel
+points at a gone VTEP) rather than deleted, so that there is always one to re-insert.
+
 `plan_routes` is pure; `OvsRouteTable` runs `ovs-appctl ovs/route/show|add|del` (a daemon CLI: argv
 lists, timeouts). Adding a route for a prefix that has one replaces it in place: a move has no gap.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import zlib
 from collections.abc import Collection, Iterable, Mapping
@@ -66,13 +76,19 @@ class RoutePlan:
     delete: tuple[OvsRoute, ...] = ()
     unchanged: int = 0
     unroutable: tuple[IPv4Address, ...] = ()  # VTEPs without a live nexthop over an uplink bridge
+    refresh: tuple[OvsRoute, ...] = ()  # re-inserted as they are, after the deletes (see the module's pitfall)
+    kept: tuple[OvsRoute, ...] = ()  # not wanted, but the last route over its bridge: kept as the anchor
 
     def __bool__(self) -> bool:
-        return bool(self.add or self.delete)
+        return bool(self.add or self.delete or self.refresh)
 
     def changes(self) -> tuple[str, ...]:
-        """One line per change, for reports."""
-        return (*(f"route {r}" for r in self.add), *(f"route {r.prefix}: delete" for r in self.delete))
+        """One line per change, for reports (refreshes included: they are commands too)."""
+        return (
+            *(f"route {r.prefix}: delete" for r in self.delete),
+            *(f"route {r}" for r in self.add),
+            *(f"route {r}: re-inserted (tunnel termination on {r.device})" for r in self.refresh),
+        )
 
 
 def choose_nexthop(vtep: IPv4Address, candidates: Collection[Nexthop]) -> Nexthop:
@@ -91,33 +107,53 @@ def owned_routes(current: Iterable[OvsRoute], bridges: Collection[str]) -> dict[
 
 
 def plan_routes(
-    wanted: Mapping[IPv4Address, Collection[Nexthop]], current: Iterable[OvsRoute], bridges: Collection[str]
+    wanted: Mapping[IPv4Address, Collection[Nexthop]],
+    current: Iterable[OvsRoute],
+    bridges: Collection[str],
+    deaf: Collection[str] = (),
 ) -> RoutePlan:
     """The changes that leave exactly one user route per VTEP of `wanted` (VTEP -> its live nexthops).
 
     Nexthops not over one of `bridges` are ignored. Owned routes to VTEPs not wanted, or with no live
-    nexthop left, are deleted.
+    nexthop left, are deleted, except the last one over a bridge. Every bridge deleted from, and every
+    bridge in `deaf` (not terminating tunnels now), gets a route re-inserted over it.
     """
     owned = owned_routes(current, bridges)
-    add: list[OvsRoute] = []
+    chosen, unroutable = _choose(wanted, bridges)
+    add = [r for r in chosen.values() if owned.get(r.prefix) != r]
+    unwanted = [r for p, r in sorted(owned.items()) if p not in chosen]
+    on_bridge: dict[str, list[OvsRoute]] = {}
+    for route in sorted(chosen.values(), key=lambda r: r.prefix):
+        on_bridge.setdefault(route.device, []).append(route)
+    kept = [
+        leftovers[0]
+        for b in sorted(bridges)
+        if b not in on_bridge and (leftovers := [r for r in unwanted if r.device == b])
+    ]
+    delete = [r for r in unwanted if r not in kept]
+    refresh = []
+    for bridge in sorted({r.device for r in delete} | set(deaf)):
+        if any(r.device == bridge for r in add):
+            continue  # an insert over this bridge follows the deletes anyway
+        survivors = on_bridge.get(bridge) or [r for r in kept if r.device == bridge]
+        refresh += survivors[:1]
+    unchanged = len(chosen) - len(add)
+    return RoutePlan(tuple(add), tuple(delete), unchanged, tuple(unroutable), tuple(refresh), tuple(kept))
+
+
+def _choose(
+    wanted: Mapping[IPv4Address, Collection[Nexthop]], bridges: Collection[str]
+) -> tuple[dict[IPv4Network, OvsRoute], list[IPv4Address]]:
+    chosen: dict[IPv4Network, OvsRoute] = {}
     unroutable: list[IPv4Address] = []
-    keep: set[IPv4Network] = set()
-    unchanged = 0
     for vtep in sorted(wanted):
         candidates = [nh for nh in wanted[vtep] if nh.device in bridges]
         if not candidates:
             unroutable.append(vtep)
             continue
-        prefix = IPv4Network(f"{vtep}/32")
         choice = choose_nexthop(vtep, candidates)
-        route = OvsRoute(prefix, choice.device, choice.gateway)
-        keep.add(prefix)
-        if owned.get(prefix) == route:
-            unchanged += 1
-        else:
-            add.append(route)
-    delete = tuple(r for p, r in sorted(owned.items()) if p not in keep)
-    return RoutePlan(tuple(add), delete, unchanged, tuple(unroutable))
+        chosen[IPv4Network(f"{vtep}/32")] = OvsRoute(IPv4Network(f"{vtep}/32"), choice.device, choice.gateway)
+    return chosen, unroutable
 
 
 def parse_route_show(text: str) -> tuple[OvsRoute, ...]:
@@ -138,6 +174,21 @@ def parse_route_show(text: str) -> tuple[OvsRoute, ...]:
         gateway = IPv4Address(words[words.index("GW") + 1]) if "GW" in words else None
         routes.append(OvsRoute(prefix, words[2], gateway, user=kind == "User"))
     return tuple(routes)
+
+
+_LISTENING = re.compile(r"eth\(dst=([0-9a-f:]{17})\),eth_type\(0x0800\),ipv4\(dst=([0-9.]+),")
+
+
+def parse_tnl_ports(text: str) -> frozenset[tuple[str, IPv4Address]]:
+    """(MAC, IPv4 address) of every listening entry of `ovs-appctl tnl/ports/show -v`."""
+    return frozenset((m[1], IPv4Address(m[2])) for m in _LISTENING.finditer(text))
+
+
+def deaf_bridges(
+    terminating: Collection[tuple[str, IPv4Address]], bridge_macs: Mapping[str, str], vtep: IPv4Address
+) -> frozenset[str]:
+    """The bridges (of `bridge_macs`: bridge -> MAC) on which OVS does not decapsulate tunnels to `vtep` now."""
+    return frozenset(b for b, mac in bridge_macs.items() if (mac.lower(), vtep) not in terminating)
 
 
 def parse_bfd_show(text: str) -> dict[str, str]:
@@ -177,19 +228,27 @@ class OvsRouteTable:
         """Every IPv4 route OVS has (user and cached). Raises RouteTableError."""
         return parse_route_show(self._appctl("ovs/route/show"))
 
+    def terminating(self) -> frozenset[tuple[str, IPv4Address]]:
+        """(MAC, IPv4 address) pairs on which OVS decapsulates tunnel packets now (`tnl/ports/show -v`)."""
+        return parse_tnl_ports(self._appctl("tnl/ports/show", "-v"))
+
     def bfd_states(self) -> dict[str, str]:
         """Interface -> BFD session state (up, down, init, admin_down) of every BFD session ovs-vswitchd runs."""
         return parse_bfd_show(self._appctl("bfd/show"))
 
     def apply(self, plan: RoutePlan) -> RouteApplyResult:
-        """Add (or move) then delete, one command each; a refused command is reported, the rest go on.
+        """Delete, add (or move), then re-insert the refreshes, one command each; a refused command is reported
+        and the rest go on.
 
         Raises RouteTableError only when ovs-vswitchd cannot be reached at all.
         """
         applied: list[str] = []
         failures: list[str] = []
-        commands = [(f"route {r}", self._add_argv(r)) for r in plan.add]
-        commands += [(f"route {r.prefix}: delete", ["ovs/route/del", str(r.prefix)]) for r in plan.delete]
+        commands = [(f"route {r.prefix}: delete", ["ovs/route/del", str(r.prefix)]) for r in plan.delete]
+        commands += [(f"route {r}", self._add_argv(r)) for r in plan.add]
+        commands += [
+            (f"route {r}: re-inserted (tunnel termination on {r.device})", self._add_argv(r)) for r in plan.refresh
+        ]
         for what, argv in commands:
             try:
                 self._appctl(*argv)

@@ -22,6 +22,7 @@ needs a daemon that does not answer is marked `unreachable`, so the daemon knows
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -43,8 +44,9 @@ from tor_agent.frr.ledger import DEFAULT_STATE_DIR
 from tor_agent.frr.vtysh import LinesRefused, VtyshError
 from tor_agent.health.overlay import OverlayState, TunnelRow
 from tor_agent.model.overlay import OvsDesired, desired_ovs
+from tor_agent.model.underlay import uplink_bridge_name
 from tor_agent.net import Action as LinkAction
-from tor_agent.net import KernelRoute, LinkResult
+from tor_agent.net import KernelRoute, LinkResult, apply_links, interface_macs, kernel_routes, plan_links
 from tor_agent.ovs.errors import OvsdbUnavailable, VswitchdTimeout
 from tor_agent.ovs.routes import (
     OvsRoute,
@@ -52,6 +54,7 @@ from tor_agent.ovs.routes import (
     RouteApplyResult,
     RoutePlan,
     RouteTableError,
+    deaf_bridges,
     plan_routes,
 )
 from tor_agent.ovs.state import Action as OvsAction
@@ -98,6 +101,8 @@ class RoutesPort(Protocol):
 
     def show(self) -> tuple[OvsRoute, ...]: ...
 
+    def terminating(self) -> frozenset[tuple[str, IPv4Address]]: ...
+
     def apply(self, plan: RoutePlan) -> RouteApplyResult: ...
 
 
@@ -120,23 +125,15 @@ class NetKernel:
     """KernelPort over tor_agent.net."""
 
     def macs(self) -> Mapping[str, str]:
-        from tor_agent.net import interface_macs
-
         return interface_macs()
 
     def routes(self) -> tuple[KernelRoute, ...]:
-        from tor_agent.net import kernel_routes
-
         return kernel_routes()
 
     def plan_links(self, intent: Intent) -> tuple[LinkAction, ...]:
-        from tor_agent.net import plan_links
-
         return plan_links(intent)
 
     def apply_links(self, intent: Intent) -> LinkResult:
-        from tor_agent.net import apply_links
-
         return apply_links(intent)
 
 
@@ -367,6 +364,7 @@ class _Pass:
         self.d, self.intent, self.scope, self.dry_run = drivers, intent, scope, dry_run
         self.macs: Mapping[str, str] = {}
         self.peers = NO_PEERS
+        self.peers_known = False  # a failed peers stage must not read as "no peers": that would drop every tunnel
         self.frr: FrrApplyResult | None = None
         self.frr_delta: Delta | None = None
         self.stages: list[StageReport] = []
@@ -391,9 +389,13 @@ class _Pass:
             self._stage("frr", self._frr)
         if self.overlay:
             self._stage("peers", self._peers)
-            self._stage("tunnels", self._tunnels)
-        if self.netdev:
-            self._stage("routes", self._routes)
+            for name, body in (("tunnels", self._tunnels), ("routes", self._routes)):
+                if name == "routes" and not self.netdev:
+                    continue
+                if self.peers_known:
+                    self._stage(name, body)
+                else:
+                    self._skip(name)
         return EngineReport(
             self.intent.node.hostname,
             self.scope,
@@ -412,10 +414,13 @@ class _Pass:
             report = StageReport(name, problems=(str(e),), unreachable=_unreachable(e))
         except OSError as e:
             report = StageReport(name, problems=(f"{e}",))
-        report = StageReport(**{**report.__dict__, "seconds": time.monotonic() - start})
+        report = dataclasses.replace(report, seconds=time.monotonic() - start)
         for problem in report.problems:
             log.warning("%s", _labelled(report.label, problem))
         self.stages.append(report)
+
+    def _skip(self, name: str) -> None:
+        self.stages.append(StageReport(name, skipped="the peers are unknown (their stage failed): left as they are"))
 
     def _read_macs(self) -> Mapping[str, str]:
         try:
@@ -450,6 +455,7 @@ class _Pass:
 
     def _peers(self) -> StageReport:
         self.peers = select_peers(self.intent, self.d.kernel.routes())
+        self.peers_known = True
         notes = tuple(f"{peer}: no tunnel: {why}" for peer, why in sorted(self.peers.dropped.items()))
         return StageReport("peers", notes=notes)
 
@@ -462,12 +468,19 @@ class _Pass:
 
     def _routes(self) -> StageReport:
         wanted = tunnel_nexthops(self.intent, self.peers)
-        plan = plan_routes(wanted, self.d.routes.show(), uplink_bridges(self.intent))
+        plan = plan_routes(wanted, self.d.routes.show(), uplink_bridges(self.intent), self._deaf())
         problems = tuple(f"{vtep}: no live nexthop over an uplink bridge: no OVS route" for vtep in plan.unroutable)
         if self.dry_run:
             return StageReport("routes", changes=plan.changes(), problems=problems)
         result = self.d.routes.apply(plan) if plan else RouteApplyResult()
         return StageReport("routes", changes=result.applied, problems=(*problems, *result.failures))
+
+    def _deaf(self) -> frozenset[str]:
+        """Uplink bridges on which OVS does not terminate tunnels to this VTEP now (see tor_agent.ovs.routes)."""
+        if not self.peers.usable:
+            return frozenset()  # OVS lists termination entries only while a tunnel port exists
+        macs = {uplink_bridge_name(u): self.macs[u.name] for u in self.intent.underlay.uplinks if u.name in self.macs}
+        return deaf_bridges(self.d.routes.terminating(), macs, self.intent.node.loopback.ip)
 
 
 def _ovs_stage(name: str, report: PassReport) -> StageReport:
