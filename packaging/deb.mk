@@ -40,3 +40,12 @@ deb-deps:
 
 deb-clean:
 	rm -rf $(DEB_DIR)
+
+# The lab on the installed package, as on a switch: build the .deb, install it with apt (so Debian's
+# python3-* libraries run it), run the lab tests with every switch running /usr/bin/tor-agent, then purge
+# the package again, whatever the tests said.
+.PHONY: test-installed
+test-installed: deps deb controller-venv
+	$(APT_GET) install -y -qq ./$$(ls $(DEB_DIR)/tor-agent_*_all.deb) >/dev/null
+	TOR_AGENT=/usr/bin/tor-agent $(BIN)/pytest -q -m lab tests/e2e; rc=$$?; \
+		$(APT_GET) purge -y -qq tor-agent >/dev/null; exit $$rc

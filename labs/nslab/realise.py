@@ -70,7 +70,8 @@ def missing_prerequisites() -> list[str]:
 def tools_env(topo: Topology, strict: bool = True) -> dict[str, str]:
     """Environment every node gets: where tor-agent, os-ken's python and tor_agent.wait are.
     Not `strict` (for exec): leave out what is not found instead of failing."""
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env: dict[str, str] = {}
+    found = None
     if topo.by_role("spine") or topo.by_role("leaf"):
         wanted = os.environ.get("TOR_AGENT") or "tor-agent"
         found = shutil.which(wanted)
@@ -78,12 +79,20 @@ def tools_env(topo: Topology, strict: bool = True) -> dict[str, str]:
             raise LabError(f"{wanted} not found: put .venv/bin on PATH (`make venv`) or set TOR_AGENT")
         if found is not None:
             env["TOR_AGENT"] = os.path.abspath(found)
+    if found is None or not installed(found):
+        # node-start imports tor_agent.wait: from the source tree, unless the installed package runs the nodes
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     if topo.by_role("controller"):
         python = os.environ.get("OSKEN_PYTHON") or str(CONTROLLER_VENV / "bin" / "python3")
         if not Path(python).exists() and strict:
             raise LabError(f"{python} not found: run `make controller-venv` (os-ken in its own venv)")
         env["OSKEN_PYTHON"] = python
     return env
+
+
+def installed(tor_agent: str) -> bool:
+    """True for the Debian package's tor-agent: then the nodes run the installed package, not the tree."""
+    return os.path.realpath(tor_agent) == "/usr/bin/tor-agent"
 
 
 def env_key(label: str) -> str:
