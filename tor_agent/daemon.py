@@ -36,9 +36,15 @@ from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, ConfigError, RuntimeFailure
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
+from tor_agent.frr.vtysh import Vtysh
+from tor_agent.health import collect
+from tor_agent.health import status as underlay_status
+from tor_agent.health.underlay import bfd_enabled
+from tor_agent.metrics import AgentMetrics, write_textfile
 from tor_agent.model.overlay import OvsDesired
-from tor_agent.net import NetlinkChanges, NetlinkMonitor
+from tor_agent.net import NetlinkChanges, NetlinkMonitor, kernel_routes
 from tor_agent.ovs.errors import OvsError
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 from tor_agent.reconcile.engine import DirectOverlay, Engine, EngineDrivers, EngineLock, EngineReport, Scope
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler, PassReport, Plan
 
@@ -132,11 +138,14 @@ class _LoopThread:
     port: LoopOverlay
     conn: Any
     thread: threading.Thread
+    keeper: ControllerKeeper | None = None
 
     def stop(self) -> None:
         self.loop.stop()
         self.thread.join(timeout=30)
         self.loop.close()
+        if self.keeper is not None:
+            self.keeper.close()
         self.conn.close()
 
 
@@ -153,6 +162,7 @@ class DaemonOptions:
     status_file: Path = STATUS_FILE
     state_dir: Path = DEFAULT_STATE_DIR
     lock: Path | None = None  # None: the engine's default (/run/tor-agent/engine.lock)
+    metrics_file: Path | None = None  # a node-exporter textfile; None: no metrics
 
 
 @dataclass
@@ -205,6 +215,7 @@ class Daemon:
         self._next_watchdog = 0.0
         self._pending = _Pending()
         self.passes = 0
+        self.metrics = AgentMetrics()
 
     # --- life cycle ---
 
@@ -306,6 +317,9 @@ class Daemon:
             return
         log.info("SIGHUP: %s reloaded", self.options.config)
         self.intent, self.reload_error = intent, None
+        settings = KeepaliveSettings.from_intent(intent)
+        if self._loop is not None and self._loop.keeper is not None and settings is not None:
+            self._loop.keeper.update(settings)
         self._next_full = time.monotonic()
 
     # --- passes ---
@@ -322,6 +336,10 @@ class Daemon:
             return
         self.passes += 1
         self.last = report
+        # before the first good pass, changes are the initial apply; after it, every change repairs drift
+        self.metrics.record_pass(report.ok, sum(len(s.changes) for s in report.stages) if self.ready else 0)
+        if scope == "full":
+            self._write_metrics(report)
         (log.warning if report.problems else log.info)("%s", report.summary())
         for stage in report.stages:
             for change in stage.changes if stage.stage != "links" else ():  # the links driver logs its own
@@ -360,12 +378,16 @@ class Daemon:
         desired, conn = overlay.last_desired, overlay.take()
         if conn is None:
             return
-        loop = OverlayLoop(OverlayReconciler(conn, desired), conn, full_every=self.options.full_every)
+        # The keeper rides on the loop's thread and OVSDB connection: it reconnects a returning controller
+        # within a second instead of waiting out OVS's backoff, and raises the controller alarms.
+        settings = KeepaliveSettings.from_intent(self.intent)
+        keeper = ControllerKeeper(conn, settings) if settings is not None else None
+        loop = OverlayLoop(OverlayReconciler(conn, desired), conn, full_every=self.options.full_every, sidecar=keeper)
         port = LoopOverlay(loop)
         loop.on_report = port.on_report
         thread = threading.Thread(target=loop.run, name="ovsdb-loop", daemon=True)
         thread.start()
-        self._loop = _LoopThread(loop, port, conn, thread)
+        self._loop = _LoopThread(loop, port, conn, thread, keeper)
         self.engine.drivers.overlay = port
         log.info("OVSDB loop started: drift is repaired as OVSDB reports it")
 
@@ -380,6 +402,27 @@ class Daemon:
             self.engine.drivers.overlay = DirectOverlay()
 
     # --- reporting ---
+
+    def _write_metrics(self, report: EngineReport) -> None:
+        """Refresh the observed gauges (one underlay read, as `verify` does) and write the textfile."""
+        if self.options.metrics_file is None or self.intent is None:
+            return
+        m = self.metrics
+        m.tunnels_up, m.tunnels_down = len(report.peers.usable), len(report.peers.dropped)
+        keeper = self._loop.keeper if self._loop is not None else None
+        m.controllers_connected = len(keeper.status().connected) if keeper is not None else 0
+        try:
+            st = underlay_status(
+                collect(Vtysh(timeout_s=5.0), kernel_routes, bfd=bfd_enabled(self.intent)), self.intent
+            )
+            m.ospf_neighbours_full = sum(1 for u in st.uplinks if u.healthy)
+            m.ecmp_width = {str(v.address): v.width for v in st.vteps}
+        except RuntimeFailure as e:
+            log.warning("metrics: cannot read the underlay: %s", e)
+        try:
+            write_textfile(m, self.options.metrics_file)
+        except OSError as e:
+            log.warning("%s: cannot write the metrics: %s", self.options.metrics_file, e)
 
     def status_line(self) -> str:
         """One line for systemd's STATUS and the logs."""

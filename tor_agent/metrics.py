@@ -78,7 +78,7 @@ class AgentMetrics:
             Metric(
                 "tor_agent_tunnels",
                 "gauge",
-                "GRE tunnel ports by state.",
+                "Tunnel peers: up = has a tunnel over an underlay route, down = known peer left without one.",
                 (Sample(self.tunnels_up, (("state", "up"),)), Sample(self.tunnels_down, (("state", "down"),))),
             ),
             gauge("controllers_connected", "OpenFlow controllers connected.", self.controllers_connected),

@@ -4,6 +4,7 @@ daemons answer, netlink events, SIGHUP reload (a bad file changes nothing), SIGT
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -208,3 +209,16 @@ def test_sd_notify_abstract_socket_and_watchdog_interval(monkeypatch: pytest.Mon
     monkeypatch.setenv("WATCHDOG_PID", "1")
     assert SdNotify.from_env().watchdog_usec is None  # meant for another process
     SdNotify(None).send("READY=1")  # without a socket: nothing, no error
+
+
+def test_metrics_textfile_after_the_first_pass(tmp_path: Path) -> None:
+    fakes = Fakes()
+    running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
+    metrics = tmp_path / "tor-agent.prom"
+    running.daemon.options = dataclasses.replace(running.daemon.options, metrics_file=metrics)
+    code = serve(running, lambda r: metrics.exists(), lambda r: None)
+    assert code == 0
+    lines = metrics.read_text().splitlines()
+    assert "tor_agent_reconcile_passes_total 1" in lines
+    assert "tor_agent_last_apply_success 1" in lines
+    assert "tor_agent_drift_repairs_total 0" in lines  # the first pass is the initial apply, not drift

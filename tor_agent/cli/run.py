@@ -11,6 +11,7 @@ import click
 
 from tor_agent.cli.apply import STATE_DIR
 from tor_agent.daemon import STATUS_FILE, Daemon, DaemonOptions
+from tor_agent.metrics import DEFAULT_TEXTFILE
 
 DEFAULT_CONFIG = Path("/etc/tor-agent/agent.yaml")
 
@@ -49,8 +50,17 @@ def setup_logging(verbose: bool) -> None:
     help="Where the agent writes its state after every pass (JSON; `ready` once the first pass is done).",
 )
 @STATE_DIR
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write Prometheus metrics to this node-exporter textfile after every full pass "
+    f"[default: {DEFAULT_TEXTFILE} if its directory exists].",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Log debug messages too.")
-def run(config: Path, full_every: float, status_file: Path, state_dir: Path, verbose: bool) -> None:
+def run(
+    config: Path, full_every: float, status_file: Path, state_dir: Path, metrics_file: Path | None, verbose: bool
+) -> None:
     """Run the agent: keep the switch equal to the intent file until stopped. A full pass at start
     (retried until FRR and Open vSwitch answer), then passes on events: OVSDB changes (a tunnel port
     deleted by hand comes back within half a second), kernel route changes (tunnel peers and OVS tunnel
@@ -58,6 +68,8 @@ def run(config: Path, full_every: float, status_file: Path, state_dir: Path, ver
     Logs go to standard output. Tells systemd READY=1 after the first pass, WATCHDOG=1 at least every
     15 s, and a one-line STATUS. SIGHUP re-reads the intent file: an invalid one is refused, reported,
     and the last good intent keeps running. SIGTERM stops the agent and leaves the switch as it is.
+    With node-exporter's textfile directory present, it also writes Prometheus metrics there
+    (passes, drift repairs, tunnels, controllers connected, OSPF neighbours Full, ECMP width, last result).
     Exit codes: 0 stopped by a signal, 1 runtime failure, 2 invalid intent file at start.
 
     \b
@@ -66,5 +78,9 @@ def run(config: Path, full_every: float, status_file: Path, state_dir: Path, ver
       systemctl reload tor-agent          # SIGHUP: re-read agent.yaml
     """
     setup_logging(verbose)
-    options = DaemonOptions(config=config, full_every=full_every, status_file=status_file, state_dir=state_dir)
+    if metrics_file is None and DEFAULT_TEXTFILE.parent.is_dir():
+        metrics_file = DEFAULT_TEXTFILE
+    options = DaemonOptions(
+        config=config, full_every=full_every, status_file=status_file, state_dir=state_dir, metrics_file=metrics_file
+    )
     sys.exit(Daemon(options).run())
