@@ -27,7 +27,9 @@ def tor_agent(node: Node, *args: str) -> subprocess.CompletedProcess[str]:
     # `ip netns exec` gives the command a private mount namespace: bind the node's FRR sockets over the
     # default /var/run/frr there, so vtysh finds this node's FRR exactly as it would on a switch.
     script = 'mount --bind "$1" /var/run/frr && shift && exec "$@"'
+    # These nodes run FRR only (no Open vSwitch): check the underlay layer alone.
     argv = ["ip", "netns", "exec", node.ns.name, "sh", "-c", script, "sh", str(node.workdir), TOR_AGENT, *args]
+    argv += ["--only", "underlay"]
     return subprocess.run([*argv, str(intent_file)], capture_output=True, text=True, timeout=60, check=False)
 
 

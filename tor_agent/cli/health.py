@@ -3,6 +3,7 @@ OSPF/zebra/kernel) and, when the intent has controllers, of the OpenFlow control
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from tor_agent.health.underlay import bfd_enabled
 from tor_agent.net import kernel_routes
 from tor_agent.reconcile.engine import read_overlay
 
+ONLY = click.option(
+    "--only",
+    type=click.Choice(["underlay"]),
+    default=None,
+    help="Check one layer only: underlay = OSPF, BFD and ECMP (no OVSDB read: tunnels and controllers skipped).",
+)
 SHOW_TIMEOUT_S = 10.0  # a show command answers in ~20 ms; a stuck daemon must not hang a periodic verify
 
 
@@ -49,8 +56,9 @@ def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatu
 @click.command()
 @CONFIG
 @JSON
+@ONLY
 @reports_errors
-def status(config: Path, as_json: bool) -> None:
+def status(config: Path, as_json: bool, only: str | None) -> None:
     """Show the underlay of the intent file CONFIG: the OSPF neighbour and BFD session of every uplink, all BFD
     sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF,
     zebra and the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their
@@ -66,6 +74,8 @@ def status(config: Path, as_json: bool) -> None:
     intent = load(config)
     st = underlay_status(read_underlay(intent), intent)
     problems = judge(st)
+    if only == "underlay":
+        intent = dataclasses.replace(intent, overlay=None, controllers=None)
     ctl, alarms = check_controllers(intent, verifying=False)
     ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
     if as_json:
@@ -86,8 +96,9 @@ def status(config: Path, as_json: bool) -> None:
 @click.command()
 @CONFIG
 @JSON
+@ONLY
 @reports_errors
-def verify(config: Path, as_json: bool) -> None:
+def verify(config: Path, as_json: bool, only: str | None) -> None:
     """Check the underlay of the intent file CONFIG: every uplink has a Full OSPF neighbour (and an up BFD
     session when BFD is on), and every known VTEP has the same route in OSPF, zebra's FIB and the kernel FIB,
     over as many ECMP nexthops as there are healthy uplinks; with controllers in CONFIG, at least one is
@@ -108,6 +119,8 @@ def verify(config: Path, as_json: bool) -> None:
         problems = judge(st)
     except RuntimeFailure as e:
         problems = [Degraded("read", "tor-agent", f"cannot read the underlay: {e}")]
+    if only == "underlay":
+        intent = dataclasses.replace(intent, overlay=None, controllers=None)
     ctl, alarms = check_controllers(intent, verifying=True)
     ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
     hostname = intent.node.hostname
