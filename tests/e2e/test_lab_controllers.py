@@ -5,6 +5,8 @@ mount over /etc/tor-agent/agent.yaml inside the leaf, then SIGHUP, as an operato
 intent with two controllers: two instances of the lab app on the controller node (ports 6654 and 6655,
 started and stopped by the tests), max_backoff 8 s (OVS's default). leaf1 and leaf2 run the controller keeper
 (`tor-agent controllers --keep`); leaf3 does not: its reconnection is plain OVS backoff, in the same run.
+The leaves' own agents host the same keeper: while the reconnection is timed they are paused (SIGSTOP
+between passes), so that the keepers under test are the only ones acting and leaf3 has none.
 Forwarding is the lab app's alone (learning, split horizon). Everything is put back afterwards.
 """
 
@@ -29,6 +31,9 @@ import pytest
 import yaml
 from labkit import REPO, Lab
 from nslab import realise
+
+sys.path.insert(0, str(REPO / "bench"))
+import underlay_failover as failover
 
 from tor_agent.model.overlay import alternate_target
 from tor_agent.wait import wait_until
@@ -346,30 +351,33 @@ def test_both_stopped_traffic_that_flows_keeps_flowing(two: Setup) -> None:
 def test_controller_back_reconnected_within_2s_vs_plain_ovs_backoff(two: Setup, record: Record) -> None:
     lab = two.lab
     target_a = two.targets[0]
-    # leaf3 has no keeper. Start its OVS's backoff afresh at a known time (a new spelling of A's target: a new
-    # connection, 1 + 2 + 4 s of failures, then waits of 8 s), and bring A back 2 s into the first 8 s wait.
-    uuid = lab.exec("leaf3", "ovs-vsctl", "--bare", "--columns=_uuid", "find", "Controller", f'target="{target_a}"')
-    spelled = alternate_target(target_a)
-    lab.exec("leaf3", "ovs-vsctl", "set", "Controller", uuid.stdout.strip(), f'target="{spelled}"')
-    mark = f"{spelled}: continuing to retry connections in the background"
-    log = "/var/log/openvswitch/ovs-vswitchd.log"
-    wait_for(lambda: mark in lab.exec("leaf3", "cat", log).stdout, 20, "leaf3's OVS to back off to 8 s")
-    entered = time.monotonic()  # the return is placed at a known point of that wait
-    wait_for(lambda: time.monotonic() - entered >= 2.0, 3, "2 s into the backoff")
-    two.a.start()
-    dpids = {leaf: dpid(lab, leaf) for leaf in lab.role("leaf")}
-    wait_for(
-        lambda: all(two.a.connections().get(d, 0) >= two.a.listening_at for d in dpids.values()), 12, "every leaf on A"
-    )
-    delays = {leaf: two.a.connections()[d] - two.a.listening_at for leaf, d in dpids.items()}
-    for leaf, seconds in delays.items():
-        how = "tor-agent keeper" if leaf in KEEPERS else "plain OVS backoff"
-        record(f"controllers: {leaf} reconnected after the controller's return ({how})", f"{seconds:.2f} s")
-    assert all(delays[leaf] < RECONNECT_BUDGET_S for leaf in KEEPERS), delays
-    assert delays["leaf3"] > RECONNECT_BUDGET_S, delays  # what the keeper saves
-    for leaf in KEEPERS:
-        wait_for(partial(keeper_connected, lab, leaf), 5, f"{leaf}'s keeper")
-        assert keeper_view(lab, leaf)["controllers"][0]["reconnects_forced"] >= 1
+    with failover.paused_agents(lab.topo, lab.role("leaf")):  # their keepers would act too
+        # leaf3 has no keeper. Start its OVS's backoff afresh at a known time (a new spelling of A's target: a new
+        # connection, 1 + 2 + 4 s of failures, then waits of 8 s), and bring A back 2 s into the first 8 s wait.
+        uuid = lab.exec("leaf3", "ovs-vsctl", "--bare", "--columns=_uuid", "find", "Controller", f'target="{target_a}"')
+        spelled = alternate_target(target_a)
+        lab.exec("leaf3", "ovs-vsctl", "set", "Controller", uuid.stdout.strip(), f'target="{spelled}"')
+        mark = f"{spelled}: continuing to retry connections in the background"
+        log = "/var/log/openvswitch/ovs-vswitchd.log"
+        wait_for(lambda: mark in lab.exec("leaf3", "cat", log).stdout, 20, "leaf3's OVS to back off to 8 s")
+        entered = time.monotonic()  # the return is placed at a known point of that wait
+        wait_for(lambda: time.monotonic() - entered >= 2.0, 3, "2 s into the backoff")
+        two.a.start()
+        dpids = {leaf: dpid(lab, leaf) for leaf in lab.role("leaf")}
+        wait_for(
+            lambda: all(two.a.connections().get(d, 0) >= two.a.listening_at for d in dpids.values()),
+            12,
+            "every leaf on A",
+        )
+        delays = {leaf: two.a.connections()[d] - two.a.listening_at for leaf, d in dpids.items()}
+        for leaf, seconds in delays.items():
+            how = "tor-agent keeper" if leaf in KEEPERS else "plain OVS backoff"
+            record(f"controllers: {leaf} reconnected after the controller's return ({how})", f"{seconds:.2f} s")
+        assert all(delays[leaf] < RECONNECT_BUDGET_S for leaf in KEEPERS), delays
+        assert delays["leaf3"] > RECONNECT_BUDGET_S, delays  # what the keeper saves
+        for leaf in KEEPERS:
+            wait_for(partial(keeper_connected, lab, leaf), 5, f"{leaf}'s keeper")
+            assert keeper_view(lab, leaf)["controllers"][0]["reconnects_forced"] >= 1
 
 
 def ospf_state(lab: Lab) -> dict[str, Any]:
