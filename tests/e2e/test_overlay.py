@@ -238,17 +238,18 @@ def test_deleted_tunnel_port_is_restored_within_half_a_second(overlay: Lab, reco
     row = tunnels(overlay, leaf)[vtep(overlay, overlay.role("leaf")[1])]
     script = f"""
 import subprocess, time
+from tor_agent.wait import wait_until
 def ofport():
     done = subprocess.run(["ovs-vsctl", "--if-exists", "get", "Interface", "{row["name"]}", "ofport"],
                           capture_output=True, text=True, timeout=5)
     return int(done.stdout.strip() or 0)
 subprocess.run(["ovs-vsctl", "del-port", "{BRIDGE}", "{row["name"]}"], check=True, timeout=10)
 start = time.monotonic()
-while ofport() <= 0 and time.monotonic() - start < 5:
-    time.sleep(0.005)
-print(time.monotonic() - start, ofport())
+port = wait_until(lambda: ofport() > 0 and ofport(), 5, 0.005, "the tunnel port back with an ofport")
+print(time.monotonic() - start, port)
 """
-    seconds, ofport = overlay.exec(leaf, "python3", "-c", script).stdout.split()
+    # Debian's python3 inside the node: it has tor_agent (the source tree on PYTHONPATH, or the package)
+    seconds, ofport = overlay.exec(leaf, "/usr/bin/python3", "-c", script).stdout.split()
     split_horizon(overlay, leaf)  # the flows of the deleted port went with it
     record(
         "overlay: tunnel port deleted by hand, restored after", f"{float(seconds) * 1000:.0f} ms ({leaf} {row['name']})"
