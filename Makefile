@@ -42,8 +42,11 @@ $(VENV_PYPI)/bin/tor-agent: pyproject.toml
 	@touch $@
 
 # The whole suite: lint, unit tests on PyPI's versions, then unit + lab tests on Debian 12's (as root).
+# The package test runs first: it refuses to touch a machine where /etc, /var/lib or /run/tor-agent already
+# exist, and the driver and lab tests leave /run/tor-agent and /var/lib/tor-agent on the host.
 test: deps lint unit-pypi
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q tests
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs tests/packaging
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q tests --ignore=tests/packaging
 
 clean:
 	rm -rf $(VENV) $(VENV_PYPI) .pytest_cache .mypy_cache .ruff_cache *.egg-info
