@@ -24,7 +24,6 @@ import os
 import select
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from typing import Any
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, ConfigError, RuntimeFailure
+from tor_agent.fileio import replace_file
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
 from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health import collect
@@ -481,13 +481,4 @@ def _drain(fd: int) -> bytes:
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     """Replace `path` with `doc` atomically (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")

@@ -7,12 +7,12 @@ file is replaced atomically, so the exporter never reads half of it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tor_agent.fileio import replace_file
 
 DEFAULT_TEXTFILE = Path("/var/lib/prometheus/node-exporter/tor-agent.prom")
 
@@ -117,12 +117,4 @@ def _escape(value: str) -> str:
 
 def write_textfile(metrics: AgentMetrics, path: Path = DEFAULT_TEXTFILE) -> None:
     """Replace `path` atomically with the current metrics (the directory must exist)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(exposition(metrics.families()))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, exposition(metrics.families()))

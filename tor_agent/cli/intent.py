@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, ConfigError
+from tor_agent.fileio import replace_file
 from tor_agent.render import render_frr
 
 
@@ -64,29 +63,7 @@ def render(config: Path, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_atomically(output, text)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old or the new file, never half of one.
-
-    An existing file keeps its mode and owner (frr.conf belongs to frr:frr).
-    """
-    old = path.stat() if path.exists() else None
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        if old is not None:
-            os.chmod(tmp, old.st_mode & 0o7777)
-            if os.geteuid() == 0:
-                os.chown(tmp, old.st_uid, old.st_gid)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        replace_file(output, text, keep_owner=True)  # frr.conf keeps frr:frr and its mode
 
 
 def _summary(intent: Intent) -> dict[str, Any]:

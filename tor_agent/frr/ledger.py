@@ -10,13 +10,12 @@ uplinks are then reported, not removed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tor_agent.errors import RuntimeFailure
+from tor_agent.fileio import replace_file
 
 DEFAULT_STATE_DIR = Path("/var/lib/tor-agent")
 LEDGER_FILE = "frr-interfaces.json"
@@ -63,13 +62,6 @@ class InterfaceLedger:
         text = json.dumps({"version": _VERSION, "interfaces": sorted(wanted)}, indent=1) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            replace_file(self.path, text, mode=0o600)
         except OSError as e:
-            raise LedgerError(self.path, f"cannot write: {e}") from e
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, self.path)
-        except OSError as e:
-            Path(tmp).unlink(missing_ok=True)
             raise LedgerError(self.path, f"cannot write: {e}") from e

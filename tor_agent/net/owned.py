@@ -15,12 +15,12 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from ipaddress import IPv4Interface
 from pathlib import Path
 
+from tor_agent.fileio import replace_file
 from tor_agent.net.errors import NetError
 from tor_agent.net.state import OwnedAddress
 
@@ -56,14 +56,7 @@ def save_owned(path: Path, owned: Iterable[OwnedAddress]) -> None:
     text = json.dumps({"version": VERSION, "addresses": entries}, indent=1) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(path, text, mode=0o600)
     except OSError as e:
         raise NetError(f"{path}: cannot record tor-agent's addresses: {e.strerror or e}") from e
 
