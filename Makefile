@@ -2,6 +2,9 @@
 PY      ?= /usr/bin/python3
 VENV    := .venv
 BIN     := $(VENV)/bin
+# `python -m`: with system site packages, pip installs no script for a tool Debian already provides
+# (python3-pytest), so .venv/bin/pytest may not exist.
+RUN     := $(BIN)/python -m
 APT_PKGS := frr frr-pythontools openvswitch-switch python3-openvswitch python3-pyroute2 python3-click \
             python3-jinja2 python3-yaml python3-venv python3-pip iproute2 iputils-ping nftables ethtool procps
 
@@ -26,16 +29,16 @@ $(BIN)/tor-agent: pyproject.toml
 	@touch $@
 
 lint: venv
-	$(BIN)/ruff check tor_agent tests labs bench
-	$(BIN)/ruff format --check tor_agent tests
-	$(BIN)/mypy
+	$(RUN) ruff check tor_agent tests labs bench
+	$(RUN) ruff format --check tor_agent tests
+	$(RUN) mypy
 
 unit: venv
-	$(BIN)/pytest -q tests/unit
+	$(RUN) pytest -q tests/unit
 
 # The same unit tests against the newest PyPI releases of every dependency.
 unit-pypi: $(VENV_PYPI)/bin/tor-agent
-	$(VENV_PYPI)/bin/pytest -q tests/unit
+	$(VENV_PYPI)/bin/python -m pytest -q tests/unit
 $(VENV_PYPI)/bin/tor-agent: pyproject.toml
 	$(PY) -m venv $(VENV_PYPI)
 	$(VENV_PYPI)/bin/pip install -q --upgrade -e '.[dev]'
@@ -45,8 +48,8 @@ $(VENV_PYPI)/bin/tor-agent: pyproject.toml
 # The package test runs first: it refuses to touch a machine where /etc, /var/lib or /run/tor-agent already
 # exist, and the driver and lab tests leave /run/tor-agent and /var/lib/tor-agent on the host.
 test: deps lint unit-pypi
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -rs tests/packaging
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q tests --ignore=tests/packaging
+	PATH=$(CURDIR)/$(BIN):$$PATH $(RUN) pytest -q -rs tests/packaging
+	PATH=$(CURDIR)/$(BIN):$$PATH $(RUN) pytest -q tests --ignore=tests/packaging
 
 clean:
 	rm -rf $(VENV) $(VENV_PYPI) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -47,5 +47,5 @@ deb-clean:
 .PHONY: test-installed
 test-installed: deps deb controller-venv
 	$(APT_GET) install -y -qq ./$$(ls $(DEB_DIR)/tor-agent_*_all.deb) >/dev/null
-	TOR_AGENT=/usr/bin/tor-agent $(BIN)/pytest -q -m lab tests/e2e; rc=$$?; \
+	TOR_AGENT=/usr/bin/tor-agent $(RUN) pytest -q -m lab tests/e2e; rc=$$?; \
 		$(APT_GET) purge -y -qq tor-agent >/dev/null; exit $$rc
