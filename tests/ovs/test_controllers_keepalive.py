@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import test_controllers as ctl
@@ -55,8 +54,6 @@ def keeping(sandbox: OvsSandbox) -> Iterator[Keeping]:
         make_intent(controllers={"targets": [ctl.A, ctl.B], "max_backoff_ms": 8000}), grace_s=GRACE_S
     )
     assert settings is not None
-    pid = (sandbox.base / "ovs-vswitchd.pid").read_text().strip()
-    proc_net = Path(f"/proc/{pid}/net")
 
     def connect(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
         ctl.in_netns(sandbox.netns, lambda: tcp_connect(where, timeout, bound))
@@ -66,7 +63,7 @@ def keeping(sandbox: OvsSandbox) -> Iterator[Keeping]:
         conn,
         settings,
         prober=TcpProber(settings.probe_timeout_s, connect),
-        sockets=lambda: established_connections(proc_net),
+        sockets=lambda: ctl.in_netns(sandbox.netns, established_connections),
     )
     loop = OverlayLoop(OverlayReconciler(conn, desired), conn, full_every=3600, sidecar=keeper)
     thread = threading.Thread(target=loop.run, name="overlay-loop")

@@ -131,10 +131,10 @@ def test_next_wakeup_is_the_next_probe_or_grace_deadline() -> None:
     p.observe(0.0, [row(A), row(B)], None)
     assert p.next_wakeup(0.0) == 60.0  # OVSDB announces its changes: a long sleep
     p.observe(0.0, [row(A), row(B)], up(EP_A, EP_B))
-    assert p.next_wakeup(0.0) == 0.5  # the kernel's TCP table does not: read it again soon
+    assert p.next_wakeup(0.0) == 1.0  # the kernel's TCP table does not: read it again soon
     p.observe(1.0, [row(A), row(B)], up(EP_B))
     assert p.probes_due(1.0) == [A]
-    assert p.next_wakeup(1.0) == 1.5  # the next TCP table read (the probe's answer wakes the shell)
+    assert p.next_wakeup(1.0) == 1.5  # A is down: the TCP table is read at the probes' pace
     p.probe_result(1.1, A, ok=False)
     assert p.next_wakeup(1.1) == 1.5
     p.observe(1.1, [row(A, connected=False), row(B)], None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,7 +11,6 @@ import yaml
 from tor_agent.config import Intent, load_text
 from tor_agent.health.controllers import (
     controllers_status,
-    established_endpoints,
     judge,
     status_lines,
     verify,
@@ -126,30 +124,6 @@ def test_status_text() -> None:
     doc = st.as_json()
     assert doc["connected"] == 1 and doc["ssl"]["ca_cert"] == "/ssl/ca.pem"
     assert doc["controllers"][1]["last_error"] == "Connection refused"
-
-
-def test_established_endpoints_from_the_kernel_table(tmp_path: Path) -> None:
-    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    (tmp_path / "tcp").write_text(
-        header
-        + "   0: 0100007F:A1B2 0100007F:19FD 01 00000000:00000000 00:00000000 00000000 0 0 1 1 0 20 4 30 10 -1\n"
-        + "   1: 0100007F:A1B3 0A7100CB:19FD 02 00000000:00000000 00:00000000 00000000 0 0 1 1 0 20 4 30 10 -1\n"
-        + "   2: 00000000:19FD 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1 1 0 20 4 30 10 -1\n"
-    )
-    (tmp_path / "tcp6").write_text(
-        header
-        + "   0: 00000000000000000000000001000000:A1B2 B80D0120000000000000000001000000:19FD 01 0 0 0 0 0 1\n"
-        + "   1: 0000000000000000FFFF00000100007F:A1B2 0000000000000000FFFF00000A7100CB:19FE 01 0 0 0 0 0 1\n"
-    )
-    assert established_endpoints(tmp_path) == {
-        (ipaddress.ip_address("127.0.0.1"), 6653),
-        (ipaddress.ip_address("2001:db8::1"), 6653),
-        (ipaddress.ip_address("203.0.113.10"), 6654),
-    }
-
-
-def test_established_endpoints_of_this_process_parse() -> None:
-    assert isinstance(established_endpoints(), frozenset)
 
 
 def test_role_not_known_yet_is_not_a_no_master_alarm() -> None:

@@ -2,8 +2,8 @@
 
 `controllers_status(intent, rows, ...)` joins the intent's targets with the Controller rows of the overlay
 bridge (pure); `judge` lists what is wrong (alarms), `verify` adds "no controller connected" at once.
-`established_endpoints()` reads the kernel's TCP table: ovs-vswitchd refreshes `Controller.is_connected`
-only on its 5 s stats timer, the kernel knows at once whether the TCP connection is there.
+`established_endpoints()` reads the kernel's TCP connections (sock_diag): ovs-vswitchd refreshes
+`Controller.is_connected` only on its 5 s stats timer, the kernel knows at once whether the connection is there.
 
 A one-shot reader (the CLI) has no memory: how long a controller has been down comes from OVS's own
 `sec_since_disconnect`. The long-running keeper (tor_agent.reconcile.controllers) adds what needs memory
@@ -15,18 +15,17 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from tor_agent.config.schema import Intent
 from tor_agent.model.overlay import canonical_target, desired_controllers
+from tor_agent.net.sockets import Connection as Connection  # re-exported: the keeper and tests use them
+from tor_agent.net.sockets import Endpoint as Endpoint
+from tor_agent.net.sockets import established_tcp
 from tor_agent.ovs.state import ControllerState, SslState
 
 AlarmKind = Literal["all-down", "down", "no-master", "missing", "read"]
-Endpoint = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
-Connection = tuple[int, Endpoint]  # (local port, remote endpoint)
 DEFAULT_GRACE_S = 10.0  # how long every controller may be down before the alarm (flows keep forwarding)
-_TCP_ESTABLISHED = "01"
 _ACTIVE_ROLES = ("master", "other")  # "other" is OpenFlow's EQUAL
 
 
@@ -242,37 +241,14 @@ def endpoint(target: str) -> Endpoint | None:
         return None
 
 
-def established_connections(proc_net: Path = Path("/proc/net")) -> frozenset[Connection]:
-    """(local port, remote endpoint) of every ESTABLISHED TCP connection in the namespace of `proc_net`.
-
-    `/proc/net` is this process's namespace; `/proc/PID/net` another process's (e.g. ovs-vswitchd's).
-    """
-    found: set[Connection] = set()
-    for name, size in (("tcp", 4), ("tcp6", 16)):
-        try:
-            lines = (proc_net / name).read_text().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == _TCP_ESTABLISHED:
-                found.add((_proc_endpoint(fields[1], size)[1], _proc_endpoint(fields[2], size)))
-    return frozenset(found)
+def established_connections() -> frozenset[Connection]:
+    """(local port, remote endpoint) of every ESTABLISHED TCP connection in this thread's namespace (OSError)."""
+    return established_tcp()
 
 
-def established_endpoints(proc_net: Path = Path("/proc/net")) -> frozenset[Endpoint]:
-    """Remote (address, port) of every ESTABLISHED TCP connection in the namespace of `proc_net`."""
-    return frozenset(remote for _, remote in established_connections(proc_net))
-
-
-def _proc_endpoint(text: str, size: int) -> Endpoint:
-    """`0100007F:1A0D` (each 32-bit word in host byte order, little-endian here) -> (127.0.0.1, 6669)."""
-    address, _, port = text.partition(":")
-    raw = bytes.fromhex(address)
-    swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
-    ip = ipaddress.IPv4Address(swapped) if size == 4 else ipaddress.IPv6Address(swapped)
-    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-    return (mapped or ip), int(port, 16)
+def established_endpoints() -> frozenset[Endpoint]:
+    """Remote (address, port) of every ESTABLISHED TCP connection in this thread's namespace (OSError)."""
+    return frozenset(remote for _, remote in established_tcp())
 
 
 # --- text ------------------------------------------------------------------------------------------------

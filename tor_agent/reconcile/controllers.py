@@ -66,7 +66,7 @@ class KeepaliveSettings:
     fail_mode: str | None = "secure"
     probe_interval_s: float = 0.5
     probe_timeout_s: float = 0.5
-    poll_interval_s: float = 0.5  # how often the kernel's TCP table is read while every controller is up
+    poll_interval_s: float = 1.0  # how often the TCP table is read while every controller is up (probes: faster)
     grace_s: float = DEFAULT_GRACE_S
     first_holdoff_s: float = 1.0
     max_holdoff_s: float = 8.0  # the intent's max_backoff: never rewrite more often than OVS would retry
@@ -226,8 +226,14 @@ class KeepalivePolicy:
     def next_wakeup(self, now: float) -> float:
         """When the shell must call in again: the next probe (now, if one is overdue), the end of a
         rewrite's hold-off, a grace deadline, or the next read of the kernel's TCP table (which nothing
-        else announces)."""
-        times = [now + self.settings.poll_interval_s] if self._kernel_view else []
+        else announces; read as often as the probes run while a controller is down)."""
+        everyone_up = all(t.link_up for t in self.targets.values())
+        poll = (
+            self.settings.poll_interval_s
+            if everyone_up
+            else min(self.settings.poll_interval_s, self.settings.probe_interval_s)
+        )
+        times = [now + poll] if self._kernel_view else []
         deadlines = []
         for t in self.targets.values():
             if t.link_up:
