@@ -1,4 +1,4 @@
-"""Netlink through pyroute2: the only module that imports it. Works with Debian 12's pyroute2 0.7 and PyPI's 0.9."""
+"""Netlink through pyroute2 (via tor_agent.net.iproute). Works with Debian 12's pyroute2 0.7 and PyPI's 0.9."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from types import TracebackType
 from typing import Any
 
-from pyroute2 import IPRoute, NetlinkError
-
 from tor_agent.net.errors import NetError, NetlinkFailure
+from tor_agent.net.iproute import IPRoute, NetlinkError
 from tor_agent.net.routes import MAIN_TABLE, ROUTE_TYPES, KernelNexthop, KernelRoute, protocol_name
 from tor_agent.net.state import LinkState
 
