@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any
 
-import yaml
+from intents import intent_from
 
-from tor_agent.config import Intent, load_text
+from tor_agent.config import Intent
 from tor_agent.ovs.sandbox import missing_binaries
 
 LEAF: dict[str, Any] = {
@@ -39,14 +38,4 @@ def skip_reason() -> str | None:
 
 def make_intent(**edits: Any) -> Intent:
     """LEAF with top-level-dotted edits, e.g. make_intent(**{"overlay.tunnels": {...}}); None deletes."""
-    doc = copy.deepcopy(LEAF)
-    for path, value in edits.items():
-        *parents, last = path.split(".")
-        target = doc
-        for key in parents:
-            target = target[key]
-        if value is None:
-            del target[last]
-        else:
-            target[last] = value
-    return load_text(yaml.safe_dump(doc))
+    return intent_from(LEAF, **edits)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from intents import intent_from
 
-from tor_agent.config import Intent, load_text
+from tor_agent.config import Intent
 from tor_agent.model.overlay import (
     ControllerSpec,
     OvsDesired,
@@ -46,17 +45,7 @@ LEAF: dict[str, Any] = {
 
 def intent(**edits: Any) -> Intent:
     """LEAF with dotted-path edits; None deletes."""
-    doc = copy.deepcopy(LEAF)
-    for path, value in edits.items():
-        *parents, last = path.split(".")
-        target = doc
-        for key in parents:
-            target = target[key]
-        if value is None:
-            del target[last]
-        else:
-            target[last] = value
-    return load_text(yaml.safe_dump(doc))
+    return intent_from(LEAF, **edits)
 
 
 def snapshot(d: OvsDesired, *controllers: ControllerState, ssl: SslState | None = None) -> OvsSnapshot:

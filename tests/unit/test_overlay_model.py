@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import select
 import threading
 from collections.abc import Sequence
@@ -11,9 +10,9 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
-import yaml
+from intents import intent_from
 
-from tor_agent.config import Intent, load_text
+from tor_agent.config import Intent
 from tor_agent.model.overlay import (
     DATAPATH_ID,
     DISABLE_IN_BAND,
@@ -77,17 +76,7 @@ SYSTEM = {
 
 def intent(**edits: Any) -> Intent:
     """LEAF with dotted-path edits, e.g. intent(**SYSTEM); None deletes."""
-    doc = copy.deepcopy(LEAF)
-    for path, value in edits.items():
-        *parents, last = path.split(".")
-        target = doc
-        for key in parents:
-            target = target[key]
-        if value is None:
-            del target[last]
-        else:
-            target[last] = value
-    return load_text(yaml.safe_dump(doc))
+    return intent_from(LEAF, **edits)
 
 
 def test_tunnel_names_are_hex_of_the_peer_and_fit_ifnamsiz() -> None:
