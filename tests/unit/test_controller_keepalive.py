@@ -142,6 +142,29 @@ def test_next_wakeup_is_the_next_probe_or_grace_deadline() -> None:
     assert p.probes_due(1.5) == [A] and p.next_wakeup(1.5) == 11.0  # probe in flight: the grace deadline
 
 
+def test_the_intents_probe_interval_and_grace_pace_the_keeper() -> None:
+    doc = {
+        "version": 1,
+        "node": {"hostname": "leaf1", "role": "leaf", "router_id": "198.18.0.11", "loopback": "198.18.0.11/32"},
+        "underlay": {"ospf": {"area": "0.0.0.0"}, "uplinks": [{"name": "eth1", "unnumbered": True, "mtu": 9000}]},
+        "overlay": {"bridge": "br-tor", "dpid": "00000000000000a1", "access_ports": []},
+        "controllers": {"targets": [A, B], "alarm_grace_s": 3, "probe_interval_ms": 2000},
+    }
+    settings = KeepaliveSettings.from_intent(load_text(yaml.safe_dump(doc)))
+    assert settings is not None
+    p = KeepalivePolicy(settings, now=0.0)
+    p.observe(0.0, [row(A), row(B)], None)  # OVSDB only: no TCP-table reads between the keeper's own timers
+    p.observe(1.0, [row(A, connected=False), row(B)], None)
+    assert p.probes_due(1.0) == [A]
+    p.probe_result(1.1, A, ok=False, error="Connection refused")
+    assert p.next_wakeup(1.1) == 3.0 and p.probes_due(2.9) == []  # the next probe: 2 s after the last one
+    assert p.probes_due(3.0) == [A]
+    assert p.next_wakeup(3.0) == 4.0  # probe in flight: the grace deadline, 1 + 3 s
+    assert p.alarms(3.9) == []
+    (alarm,) = p.alarms(4.0)
+    assert (alarm.kind, alarm.subject) == ("down", A)
+
+
 # --- the shell ---------------------------------------------------------------------------------------
 
 
@@ -278,10 +301,16 @@ def test_settings_from_the_intent() -> None:
         "overlay": {"bridge": "br-tor", "dpid": "00000000000000a1", "access_ports": []},
         "controllers": {"targets": ["tcp:203.0.113.10", B], "max_backoff_ms": 2000},
     }
-    settings = KeepaliveSettings.from_intent(load_text(yaml.safe_dump(doc)), grace_s=3.0)
+    settings = KeepaliveSettings.from_intent(load_text(yaml.safe_dump(doc)))
     assert settings is not None
-    assert (settings.bridge, settings.targets, settings.max_holdoff_s, settings.grace_s) == ("br-tor", (A, B), 2.0, 3.0)
+    assert (settings.bridge, settings.targets, settings.max_holdoff_s) == ("br-tor", (A, B), 2.0)
+    assert (settings.grace_s, settings.probe_interval_s) == (10.0, 0.5)  # the intent's defaults
     assert replace(settings, fail_mode="secure") == settings
+    doc["controllers"] |= {"alarm_grace_s": 30, "probe_interval_ms": 200}
+    settings = KeepaliveSettings.from_intent(load_text(yaml.safe_dump(doc)))
+    assert settings is not None and (settings.grace_s, settings.probe_interval_s) == (30.0, 0.2)
+    settings = KeepaliveSettings.from_intent(load_text(yaml.safe_dump(doc)), grace_s=3.0)  # controllers --grace
+    assert settings is not None and (settings.grace_s, settings.probe_interval_s) == (3.0, 0.2)
     assert endpoint("ssl:[2001:db8::1]:6653") == (ipaddress.ip_address("2001:db8::1"), 6653)
     assert endpoint(A) == EP_A and endpoint("unix:/run/ctl") is None
 

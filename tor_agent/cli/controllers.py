@@ -43,11 +43,19 @@ DB = click.option(
 GRACE = click.option(
     "--grace",
     type=click.FloatRange(min=0),
-    default=DEFAULT_GRACE_S,
-    show_default=True,
+    default=None,
+    show_default=f"controllers.alarm_grace_s in CONFIG, else {DEFAULT_GRACE_S:g}",
     metavar="SECONDS",
-    help="How long a controller may be down before it is an alarm.",
+    help="How long a controller may be down before it is an alarm (with --keep also: none master or equal).",
 )
+
+
+def alarm_grace_s(intent: Intent, override: float | None = None) -> float:
+    """The alarm grace time: `override` (a --grace option) if given, else the intent's
+    `controllers.alarm_grace_s` (whose default is DEFAULT_GRACE_S)."""
+    if override is not None:
+        return override
+    return float(intent.controllers.alarm_grace_s) if intent.controllers is not None else DEFAULT_GRACE_S
 
 
 def read_controllers(intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool = False) -> ControllersStatus:
@@ -82,8 +90,9 @@ def _probed(c: ControllerStatus) -> ControllerStatus:
     return replace(c, reachable=True)
 
 
-def keep(intent: Intent, remote: str, grace: float, status_file: Path | None) -> None:
-    """Run the controller keeper on its own OVSDB connection until SIGTERM or SIGINT (see --keep)."""
+def keep(intent: Intent, remote: str, grace: float | None, status_file: Path | None) -> None:
+    """Run the controller keeper on its own OVSDB connection until SIGTERM or SIGINT (see --keep); `grace`
+    overrides the intent's alarm grace time."""
     from tor_agent.ovs.connection import OvsConnection
 
     settings = KeepaliveSettings.from_intent(intent, grace_s=grace)
@@ -139,9 +148,9 @@ def _write_status(path: Path, keeper: ControllerKeeper, written: str | None) -> 
     "--keep",
     "keep_running",
     is_flag=True,
-    help="Stay running: keep the switch connected (probe the controllers it lost, reconnect it at once when "
-    "one answers), log losses, reconnections and alarms, until SIGTERM. For switches whose `tor-agent run` "
-    "does not do it itself.",
+    help="Stay running: keep the switch connected (probe the controllers it lost every "
+    "controllers.probe_interval_ms, reconnect it at once when one answers), log losses, reconnections and "
+    "alarms, until SIGTERM. For switches whose `tor-agent run` does not do it itself.",
 )
 @click.option(
     "--status-file",
@@ -150,13 +159,20 @@ def _write_status(path: Path, keeper: ControllerKeeper, written: str | None) -> 
 )
 @reports_errors
 def controllers(
-    config: Path, as_json: bool, remote: str, grace: float, probe: bool, keep_running: bool, status_file: Path | None
+    config: Path,
+    as_json: bool,
+    remote: str,
+    grace: float | None,
+    probe: bool,
+    keep_running: bool,
+    status_file: Path | None,
 ) -> None:
     """Show the OpenFlow controllers of the intent file CONFIG's overlay bridge: for each target whether the
     switch is connected (OVSDB's is_connected, or an established TCP connection: OVSDB lags up to 5 s), its
     role, OVS's connection state and last error, how long it has been up or down, and whether a TCP probe
-    reaches the ones that are down; then the alarms (a controller down for --grace seconds, every controller
-    down, none master or equal). Changes nothing (without --keep). Exit 0 whenever the state could be read.
+    reaches the ones that are down; then the alarms (a controller down for the grace time, every controller
+    down, none master or equal; the grace time is the intent's controllers.alarm_grace_s unless --grace is
+    given). Changes nothing (without --keep). Exit 0 whenever the state could be read.
 
     \b
     Example:
@@ -169,7 +185,7 @@ def controllers(
         keep(intent, remote, grace, status_file)
         return
     st = read_controllers(intent, remote, probe)
-    alarms = judge(st, grace)
+    alarms = judge(st, alarm_grace_s(intent, grace))
     if as_json:
         print_json({**st.as_json(), "ok": not alarms, "alarms": [a.as_json() for a in alarms]})
     else:

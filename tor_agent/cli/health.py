@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.cli.controllers import read_controllers
+from tor_agent.cli.controllers import alarm_grace_s, read_controllers
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_OK, EXIT_RUNTIME, RuntimeFailure
@@ -43,14 +43,16 @@ def read_underlay(intent: Intent) -> UnderlayState:
 
 def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatus | None, list[ControllerAlarm]]:
     """The controllers section: None and no alarm when the intent has no controllers (spines); an alarm
-    naming the error when OVSDB cannot be read. `verifying`: no controller connected fails at once."""
+    naming the error when OVSDB cannot be read. Alarms wait the intent's `controllers.alarm_grace_s`;
+    `verifying`: no controller connected fails at once."""
     if intent.controllers is None or intent.overlay is None:
         return None, []
     try:
         st = read_controllers(intent)
     except RuntimeFailure as e:
         return None, [ControllerAlarm("read", intent.overlay.bridge, f"cannot read the controllers: {e}")]
-    return st, verify_controllers(st) if verifying else judge_controllers(st)
+    grace = alarm_grace_s(intent)
+    return st, verify_controllers(st, grace) if verifying else judge_controllers(st, grace)
 
 
 @click.command()
@@ -102,10 +104,10 @@ def verify(config: Path, as_json: bool, only: str | None) -> None:
     """Check the underlay of the intent file CONFIG: every uplink has a Full OSPF neighbour (and an up BFD
     session when BFD is on), and every known VTEP has the same route in OSPF, zebra's FIB and the kernel FIB,
     over as many ECMP nexthops as there are healthy uplinks; with controllers in CONFIG, at least one is
-    connected (and none has been down for 10 s, and one is master or equal); on a leaf, a working tunnel to
-    every peer with an underlay route (port set up, BFD up, an OVS route on netdev). Exit 0 healthy, 1 degraded
-    (each item listed), 2 invalid CONFIG. Cheap enough to run every few seconds (four vtysh calls, one
-    netlink dump, one OVSDB read).
+    connected, none has been down for controllers.alarm_grace_s (10 s by default) and one is master or
+    equal; on a leaf, a working tunnel to every peer with an underlay route (port set up, BFD up, an OVS
+    route on netdev). Exit 0 healthy, 1 degraded (each item listed), 2 invalid CONFIG. Cheap enough to run
+    every few seconds (four vtysh calls, one netlink dump, one OVSDB read).
 
     \b
     Example:

@@ -19,6 +19,10 @@ OPENFLOW_PORT = 6653
 # OVS floors the inactivity probe at 5 s; 0 disables it.
 INACTIVITY_PROBE_MS = (5000, 3600000)
 MAX_BACKOFF_MS = (1000, 3600000)
+# The controller keeper's own timers (not OVS's): how long a controller (or all of them) may be down, or
+# none master/equal, before the alarm; how often it TCP-probes a controller the switch is not connected to.
+CONTROLLER_ALARM_GRACE_S = (1, 3600)
+CONTROLLER_PROBE_INTERVAL_MS = (100, 10000)
 OPENFLOW_VERSIONS = ("OpenFlow10", "OpenFlow11", "OpenFlow12", "OpenFlow13", "OpenFlow14", "OpenFlow15")
 
 # Bytes a GRE-encapsulated tenant frame adds to the tenant's IP MTU on an uplink:

@@ -117,6 +117,8 @@ class Controllers:
     max_backoff_ms: int = 8000
     connection_mode: ConnectionMode = "out-of-band"
     ssl: Ssl | None = None
+    alarm_grace_s: int = 10  # the keeper's and status/verify's alarm grace time
+    probe_interval_ms: int = 500  # the keeper's TCP probe of a controller the switch is not connected to
 
 
 @dataclass(frozen=True)

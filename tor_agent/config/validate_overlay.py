@@ -180,7 +180,15 @@ def _mtu_fits(tenant_mtu: int, keyed: bool, underlay: Underlay, r: Reader) -> No
 
 # --- controllers ------------------------------------------------------------------------------------
 
-_CONTROLLER_KEYS = ("targets", "inactivity_probe_ms", "max_backoff_ms", "connection_mode", "ssl")
+_CONTROLLER_KEYS = (
+    "targets",
+    "inactivity_probe_ms",
+    "max_backoff_ms",
+    "connection_mode",
+    "ssl",
+    "alarm_grace_s",
+    "probe_interval_ms",
+)
 
 
 def build_controllers(raw: Any, base_dir: Path, r: Reader) -> Controllers | None:
@@ -195,15 +203,25 @@ def build_controllers(raw: Any, base_dir: Path, r: Reader) -> Controllers | None
     backoff = r.integer(m, p, "max_backoff_ms", *L.MAX_BACKOFF_MS, default=8000)
     mode = r.string(m, p, "connection_mode", default="out-of-band", choices=("out-of-band", "in-band"))
     ssl = _ssl(m["ssl"], base_dir, r) if "ssl" in m else None
+    grace = r.integer(m, p, "alarm_grace_s", *L.CONTROLLER_ALARM_GRACE_S, default=10)
+    probe_interval = r.integer(m, p, "probe_interval_ms", *L.CONTROLLER_PROBE_INTERVAL_MS, default=500)
     if targets and any(t.scheme == "ssl" for t in targets):
         r.require(
             "ssl" in m,
             "controllers.ssl",
             "is required by the ssl: targets (private_key, certificate, ca_cert)",
         )
-    if len(r.problems) > n or targets is None:
+    if len(r.problems) > n or targets is None or probe is None:  # None only after a recorded problem
         return None
-    return Controllers(targets, probe, backoff, mode, ssl)  # type: ignore[arg-type]
+    return Controllers(
+        targets,
+        inactivity_probe_ms=probe,
+        max_backoff_ms=backoff,
+        connection_mode=mode,
+        ssl=ssl,
+        alarm_grace_s=grace,
+        probe_interval_ms=probe_interval,
+    )
 
 
 def _probe(m: dict[str, Any], r: Reader) -> int | None:

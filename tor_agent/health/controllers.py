@@ -25,7 +25,9 @@ from tor_agent.net.sockets import established_tcp
 from tor_agent.ovs.state import ControllerState, SslState
 
 AlarmKind = Literal["all-down", "down", "no-master", "missing", "read"]
-DEFAULT_GRACE_S = 10.0  # how long every controller may be down before the alarm (flows keep forwarding)
+# How long a controller may be down before the alarm (flows keep forwarding) when the caller has no intent
+# value: the default of the intent's controllers.alarm_grace_s.
+DEFAULT_GRACE_S = 10.0
 _ACTIVE_ROLES = ("master", "other")  # "other" is OpenFlow's EQUAL
 
 

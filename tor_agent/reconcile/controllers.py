@@ -72,19 +72,22 @@ class KeepaliveSettings:
     max_holdoff_s: float = 8.0  # the intent's max_backoff: never rewrite more often than OVS would retry
 
     @classmethod
-    def from_intent(
-        cls, intent: Intent, grace_s: float = DEFAULT_GRACE_S, probe_interval_s: float = 0.5
-    ) -> KeepaliveSettings | None:
-        """Settings for the intent's overlay bridge and controllers; None when there are none."""
+    def from_intent(cls, intent: Intent, grace_s: float | None = None) -> KeepaliveSettings | None:
+        """Settings for the intent's overlay bridge and controllers; None when there are none.
+
+        The alarm grace time is the intent's `controllers.alarm_grace_s` unless `grace_s` overrides it
+        (`tor-agent controllers --keep --grace`); the probe interval is `controllers.probe_interval_ms`, and
+        the rewrite hold-off's ceiling `controllers.max_backoff_ms`."""
         if intent.overlay is None or intent.controllers is None:
             return None
+        c = intent.controllers
         return cls(
             bridge=intent.overlay.bridge,
-            targets=tuple(desired_controllers(intent.controllers)),
+            targets=tuple(desired_controllers(c)),
             fail_mode=intent.overlay.fail_mode,
-            probe_interval_s=probe_interval_s,
-            grace_s=grace_s,
-            max_holdoff_s=intent.controllers.max_backoff_ms / 1000,
+            probe_interval_s=c.probe_interval_ms / 1000,
+            grace_s=float(c.alarm_grace_s) if grace_s is None else grace_s,
+            max_holdoff_s=c.max_backoff_ms / 1000,
         )
 
 
