@@ -203,11 +203,25 @@ def test_netdev_leaf_full_pass_runs_every_stage_in_order(tmp_path: Path) -> None
 
 
 def test_existing_tunnels_are_kept_by_the_first_ovs_stage(tmp_path: Path) -> None:
-    fakes = Fakes(overlay=FakeOverlay(current=frozenset({PEER3})))
+    kernel = FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP),))
+    fakes = Fakes(kernel=kernel, overlay=FakeOverlay(current=frozenset({PEER3})))
     fakes.engine(tmp_path).apply(intent())
     first, second = fakes.overlay.converged
     assert set(first.tunnels) == {PEER3}
-    assert second.tunnels == {}  # PEER3 has no route any more: its tunnel goes in the tunnels stage
+    assert set(second.tunnels) == {PEER2}  # PEER3 has no route any more: its tunnel goes in the tunnels stage
+
+
+def test_without_any_ospf_route_the_tunnels_are_left_as_they_are(tmp_path: Path) -> None:
+    """FRR restarting (or every uplink down) empties the kernel of OSPF routes for seconds: that is no
+    reason to delete every tunnel (and renumber its OpenFlow port) and add it back."""
+    connected = KernelRoute(IPv4Network("198.18.1.0/31"), "kernel", (KernelNexthop(None, "br-eth1"),))
+    fakes = Fakes(kernel=FakeKernel(routes_now=(connected,)), overlay=FakeOverlay(current=frozenset({PEER3})))
+    report = fakes.engine(tmp_path).apply(intent())
+    assert len(fakes.overlay.converged) == 1 and set(fakes.overlay.converged[0].tunnels) == {PEER3}
+    assert fakes.routes.applied == []
+    skipped = {s.stage: s.skipped for s in report.stages if s.skipped}
+    assert set(skipped) == {"tunnels", "routes"} and "no OSPF route" in skipped["tunnels"]
+    assert report.ok
 
 
 def test_spine_runs_links_and_frr_only(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ A full pass on a `datapath: netdev` leaf:
    decided yet: nothing is added or removed on a guess);
 3. links: addresses (also on the bridges' internal ports, which step 2 created), nftables, sysctls;
 4. FRR;
-5. peers: discovered from the kernel's routes, kept only with a live route that avoids the overlay;
+5. peers: discovered from the kernel's routes, kept only with a live route that avoids the overlay (with no
+   OSPF route at all, FRR is restarting or the node is cut off: the tunnels are left as they are);
 6. OVS tunnels to exactly those peers;
 7. OVS's tunnel route table: one user route per peer over an uplink bridge (netdev only).
 A `datapath: system` leaf skips 1 and 7; a spine has no overlay and runs 3 and 4 only. The overlay pass
@@ -42,7 +43,7 @@ from tor_agent.frr.config_tree import redact
 from tor_agent.frr.delta import Delta
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
 from tor_agent.frr.vtysh import LinesRefused, VtyshError
-from tor_agent.health.overlay import OverlayState, TunnelRow
+from tor_agent.health.overlay import OSPF, OverlayState, TunnelRow
 from tor_agent.model.overlay import OvsDesired, desired_ovs
 from tor_agent.model.underlay import uplink_bridge_name
 from tor_agent.net import Action as LinkAction
@@ -365,6 +366,7 @@ class _Pass:
         self.macs: Mapping[str, str] = {}
         self.peers = NO_PEERS
         self.peers_known = False  # a failed peers stage must not read as "no peers": that would drop every tunnel
+        self.unknown_peers = "the peers are unknown (their stage failed): left as they are"
         self.frr: FrrApplyResult | None = None
         self.frr_delta: Delta | None = None
         self.stages: list[StageReport] = []
@@ -420,7 +422,7 @@ class _Pass:
         self.stages.append(report)
 
     def _skip(self, name: str) -> None:
-        self.stages.append(StageReport(name, skipped="the peers are unknown (their stage failed): left as they are"))
+        self.stages.append(StageReport(name, skipped=self.unknown_peers))
 
     def _read_macs(self) -> Mapping[str, str]:
         try:
@@ -454,7 +456,13 @@ class _Pass:
         return StageReport("frr", changes=_frr_changes(self.frr.delta), notes=(*self.frr.delta.notes, *said))
 
     def _peers(self) -> StageReport:
-        self.peers = select_peers(self.intent, self.d.kernel.routes())
+        routes = self.d.kernel.routes()
+        if not any(r.protocol == OSPF for r in routes):
+            # FRR restarting (zebra sweeps, ospfd re-learns: seconds) or every uplink down: no peer's absence
+            # means it left, and deleting its tunnel would renumber its OpenFlow port for nothing.
+            self.unknown_peers = "no OSPF route in the kernel (FRR restarting or every uplink down): left as they are"
+            return StageReport("peers", notes=(self.unknown_peers,))
+        self.peers = select_peers(self.intent, routes)
         self.peers_known = True
         notes = tuple(f"{peer}: no tunnel: {why}" for peer, why in sorted(self.peers.dropped.items()))
         return StageReport("peers", notes=notes)
