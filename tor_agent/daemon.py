@@ -6,6 +6,8 @@
   (a deleted tunnel port comes back); every later engine pass reaches OVS through it.
 - Netlink changes (main thread, select()): a route change → an overlay pass (peers, tunnels, OVS routes);
   a link or address change → a full pass. Changes are debounced and batched.
+- A peer whose route went keeps its tunnel for `overlay.tunnels.hold_down_s` (TunnelHold); an overlay pass
+  runs when that ends.
 - A full pass every `full_every` s as the safe fallback; after a pass with problems the next comes
   sooner, backing off 1, 2, 4 … s up to `full_every`.
 - SIGHUP: reload the intent; an invalid file is refused and reported (log, STATUS, status file) and
@@ -47,6 +49,7 @@ from tor_agent.ovs.errors import OvsError
 from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 from tor_agent.reconcile.engine import DirectOverlay, Engine, EngineDrivers, EngineLock, EngineReport, Scope
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler, PassReport, Plan
+from tor_agent.reconcile.peers import TunnelHold
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +205,8 @@ class Daemon:
     ) -> None:
         self.options = options
         self.notify = notify or SdNotify.from_env()
-        self.engine = Engine(drivers(options.state_dir), EngineLock(options.lock) if options.lock else EngineLock())
+        lock = EngineLock(options.lock) if options.lock else EngineLock()
+        self.engine = Engine(drivers(options.state_dir), lock, hold=TunnelHold())
         self._monitor_factory = monitor
         self.intent: Intent | None = None
         self.ready = False
@@ -212,6 +216,7 @@ class Daemon:
         self._loop: _LoopThread | None = None
         self._stopping = False
         self._next_full = 0.0
+        self._next_overlay: float | None = None  # when a held tunnel's hold-down ends
         self._next_watchdog = 0.0
         self._pending = _Pending()
         self.passes = 0
@@ -280,11 +285,12 @@ class Daemon:
                 self._pending.take()
                 self._pass("full")
                 continue
-            if due is not None and now >= due:
+            hold_over = self._next_overlay is not None and now >= self._next_overlay  # decide the held tunnels
+            if hold_over or (due is not None and now >= due):
                 changes = self._pending.take()
                 self._pass("full" if changes.links else "overlay")
                 continue
-            deadline = min(d for d in (self._next_full, self._next_watchdog, due) if d is not None)
+            deadline = min(d for d in (self._next_full, self._next_watchdog, due, self._next_overlay) if d is not None)
             self._wait(wake, monitor, max(0.0, deadline - now))
 
     def _wait(self, wake: int, monitor: NetlinkMonitor, timeout: float) -> None:
@@ -326,6 +332,7 @@ class Daemon:
 
     def _pass(self, scope: Scope) -> None:
         assert self.intent is not None
+        self._next_overlay = None
         if not self.ready:
             scope = "full"
         try:
@@ -336,6 +343,7 @@ class Daemon:
             return
         self.passes += 1
         self.last = report
+        self._next_overlay = time.monotonic() + min(report.held.values()) + 0.05 if report.held else None
         # before the first good pass, changes are the initial apply; after it, every change repairs drift
         self.metrics.record_pass(report.ok, sum(len(s.changes) for s in report.stages) if self.ready else 0)
         if scope == "full":

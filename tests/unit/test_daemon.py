@@ -178,6 +178,27 @@ def test_route_change_runs_an_overlay_pass_link_change_a_full_one(tmp_path: Path
     assert set(fakes.overlay.converged[-1].tunnels) == {ospf("198.18.0.12").prefix.network_address}
 
 
+def test_a_held_tunnel_goes_when_its_hold_down_ends_without_another_event(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP), ospf("198.18.0.13", *ECMP))
+    config = write_intent(tmp_path / "agent.yaml")
+    doc = yaml.safe_load(config.read_text())
+    doc["overlay"]["tunnels"]["hold_down_s"] = 1
+    config.write_text(yaml.safe_dump(doc))
+    running = start(tmp_path, None, fakes, config)
+    tunnels = lambda: {str(p) for p in fakes.overlay.converged[-1].tunnels}  # noqa: E731
+
+    def events(r: Running) -> None:
+        fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
+        r.monitor.inject(NetlinkChanges(routes=True))
+        wait_until(lambda: r.status()["last_pass"]["held_peers"], 5, 0.01, "an overlay pass holding 198.18.0.13")  # type: ignore[index]
+        assert tunnels() == {"198.18.0.12", "198.18.0.13"}
+        wait_until(lambda: tunnels() == {"198.18.0.12"}, 5, 0.01, "the tunnel to 198.18.0.13 to go after 1 s")
+
+    serve(running, lambda r: r.status().get("ready") and len(tunnels()) == 2, events)
+    assert running.status()["last_pass"]["held_peers"] == {}  # type: ignore[index]
+
+
 def test_sighup_with_a_bad_file_changes_nothing_and_a_good_one_is_applied(tmp_path: Path) -> None:
     fakes = Fakes()
     config = write_intent(tmp_path / "agent.yaml")

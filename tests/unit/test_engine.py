@@ -25,6 +25,7 @@ from tor_agent.ovs.routes import OvsRoute, RouteApplyResult, RoutePlan
 from tor_agent.ovs.state import AddPort, DeletePort
 from tor_agent.reconcile.engine import Engine, EngineDrivers, EngineLock
 from tor_agent.reconcile.overlay import PassReport, Plan
+from tor_agent.reconcile.peers import TunnelHold
 from tor_agent.reconcile.underlay import UnderlayDrivers
 
 OWN, PEER2, PEER3 = IPv4Address("198.18.0.11"), IPv4Address("198.18.0.12"), IPv4Address("198.18.0.13")
@@ -51,7 +52,9 @@ LEAF: dict[str, Any] = {
 }
 
 
-def intent(datapath: str = "netdev", spine: bool = False, peers: tuple[str, ...] = ()) -> Intent:
+def intent(
+    datapath: str = "netdev", spine: bool = False, peers: tuple[str, ...] = (), hold_down_s: int | None = None
+) -> Intent:
     doc = yaml.safe_load(yaml.safe_dump(LEAF))
     if spine:
         doc["node"]["role"] = "spine"
@@ -59,6 +62,8 @@ def intent(datapath: str = "netdev", spine: bool = False, peers: tuple[str, ...]
     else:
         doc["overlay"]["datapath"] = datapath
         doc["overlay"]["tunnels"]["peers"] = list(peers)
+        if hold_down_s is not None:
+            doc["overlay"]["tunnels"]["hold_down_s"] = hold_down_s
     return load_text(yaml.safe_dump(doc))
 
 
@@ -175,14 +180,14 @@ class Fakes:
     routes: FakeRoutes = field(default_factory=FakeRoutes)
     frr: FakeFrr = field(default_factory=FakeFrr)
 
-    def engine(self, tmp_path: Path) -> Engine:
+    def engine(self, tmp_path: Path, hold: TunnelHold | None = None) -> Engine:
         drivers = EngineDrivers(
             frr=UnderlayDrivers(cast(Any, self.frr)),
             kernel=self.kernel,
             overlay=self.overlay,
             routes=self.routes,
         )
-        return Engine(drivers, EngineLock(tmp_path / "engine.lock"))
+        return Engine(drivers, EngineLock(tmp_path / "engine.lock"), hold=hold)
 
 
 def test_netdev_leaf_full_pass_runs_every_stage_in_order(tmp_path: Path) -> None:
@@ -209,6 +214,51 @@ def test_existing_tunnels_are_kept_by_the_first_ovs_stage(tmp_path: Path) -> Non
     first, second = fakes.overlay.converged
     assert set(first.tunnels) == {PEER3}
     assert set(second.tunnels) == {PEER2}  # PEER3 has no route any more: its tunnel goes in the tunnels stage
+
+
+def test_the_daemons_hold_keeps_a_tunnel_whose_route_went_until_the_hold_down_ends(tmp_path: Path) -> None:
+    fakes = Fakes(
+        kernel=FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP),)),
+        overlay=FakeOverlay(current=frozenset({PEER2, PEER3})),
+    )
+    hold = TunnelHold()
+    engine = fakes.engine(tmp_path, hold)
+    report = engine.apply(intent(), "overlay")
+    assert set(fakes.overlay.converged[-1].tunnels) == {PEER2, PEER3}  # PEER3's route went: held
+    assert set(report.held) == {PEER3} and 9 < report.held[PEER3] <= 10  # hold_down_s defaults to 10
+    assert "(+1 held)" in report.summary() and report.as_json()["held_peers"] == {"198.18.0.13": 10.0}
+    tunnels = report.stage("tunnels")
+    assert report.ok and tunnels is not None and tunnels.changes == ()
+    hold.missing_since[PEER3] -= 10  # the hold-down is over
+    report = engine.apply(intent(), "overlay")
+    assert set(fakes.overlay.converged[-1].tunnels) == {PEER2} and report.held == {}
+
+
+def test_a_returning_route_ends_the_hold_and_a_later_loss_starts_a_new_one(tmp_path: Path) -> None:
+    kernel = FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP),))
+    fakes = Fakes(kernel=kernel, overlay=FakeOverlay(current=frozenset({PEER2, PEER3})))
+    hold = TunnelHold()
+    engine = fakes.engine(tmp_path, hold)
+    engine.apply(intent(), "overlay")
+    hold.missing_since[PEER3] -= 9
+    kernel.routes_now = (ospf("198.18.0.12", *ECMP), ospf("198.18.0.13", *ECMP))
+    assert engine.apply(intent(), "overlay").held == {} and hold.missing_since == {}
+    kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
+    assert engine.apply(intent(), "overlay").held[PEER3] > 9
+
+
+def test_no_hold_for_one_shot_apply_for_zero_hold_down_or_a_peer_the_intent_no_longer_allows(tmp_path: Path) -> None:
+    outside = IPv4Address("198.18.9.9")  # outside the discovery prefix, not static
+    for hold, doc, current in (
+        (None, intent(), {PEER3}),
+        (TunnelHold(), intent(hold_down_s=0), {PEER3}),
+        (TunnelHold(), intent(), {outside}),
+    ):
+        fakes = Fakes(
+            kernel=FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP),)), overlay=FakeOverlay(current=frozenset(current))
+        )
+        report = fakes.engine(tmp_path, hold).apply(doc, "overlay")
+        assert set(fakes.overlay.converged[-1].tunnels) == {PEER2} and report.held == {}
 
 
 def test_without_any_ospf_route_the_tunnels_are_left_as_they_are(tmp_path: Path) -> None:

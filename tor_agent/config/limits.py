@@ -2,6 +2,8 @@
 
 IFNAME_MAX = 15  # Linux IFNAMSIZ - 1
 MTU = (68, 65535)
+# How long `tor-agent run` keeps a tunnel whose peer's route went (0: not at all).
+TUNNEL_HOLD_DOWN_S = (0, 600)
 OSPF_AREA = (0, 4294967295)
 OSPF_MAXIMUM_PATHS = (1, 256)  # Debian builds FRR with --enable-multipath=256 (also its default)
 OSPF_REFERENCE_BANDWIDTH_MBPS = (1, 4294967)

@@ -77,6 +77,7 @@ class Tunnels:
     bfd: bool = False
     peers: tuple[IPv4Address, ...] = ()
     discover: Discover | None = None
+    hold_down_s: int = 10  # `tor-agent run` keeps a tunnel this long after its peer's route went
 
 
 @dataclass(frozen=True)

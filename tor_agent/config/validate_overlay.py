@@ -120,7 +120,7 @@ def _uplink_bridges(overlay: Overlay, underlay: Underlay, r: Reader) -> None:
 
 def _tunnels(raw: Any, node: Node | None, underlay: Underlay | None, r: Reader) -> Tunnels | None:
     p = "overlay.tunnels"
-    m = r.mapping(raw, p, ("type", "key", "tenant_mtu", "bfd", "peers", "discover"))
+    m = r.mapping(raw, p, ("type", "key", "tenant_mtu", "bfd", "peers", "discover", "hold_down_s"))
     if m is None:
         return None
     n = len(r.problems)
@@ -128,13 +128,14 @@ def _tunnels(raw: Any, node: Node | None, underlay: Underlay | None, r: Reader) 
     key = r.integer(m, p, "key", *L.GRE_KEY, default=None)
     tenant_mtu = r.integer(m, p, "tenant_mtu", *L.MTU, default=1500)
     bfd = r.boolean(m, p, "bfd", default=False)
+    hold_down_s = r.integer(m, p, "hold_down_s", *L.TUNNEL_HOLD_DOWN_S, default=10)
     peers = _peers(m, node, r)
     discover = _discover(m["discover"], r) if "discover" in m else None
     if len(r.problems) > n or peers is None:
         return None
     if underlay is not None:
         _mtu_fits(tenant_mtu, key is not None, underlay, r)
-    return Tunnels("gre", key, tenant_mtu, bfd, peers, discover)
+    return Tunnels("gre", key, tenant_mtu, bfd, peers, discover, hold_down_s)
 
 
 def _peers(m: dict[str, Any], node: Node | None, r: Reader) -> tuple[ipaddress.IPv4Address, ...] | None:

@@ -61,7 +61,15 @@ from tor_agent.ovs.routes import (
 from tor_agent.ovs.state import Action as OvsAction
 from tor_agent.ovs.state import AddBridge, AddPort, DeleteBridge, DeletePort, OvsSnapshot, UpdateBridge, UpdatePort
 from tor_agent.reconcile.overlay import PassReport, Plan
-from tor_agent.reconcile.peers import NO_PEERS, Peers, only_tunnels_to, select_peers, tunnel_nexthops, uplink_bridges
+from tor_agent.reconcile.peers import (
+    NO_PEERS,
+    Peers,
+    TunnelHold,
+    only_tunnels_to,
+    select_peers,
+    tunnel_nexthops,
+    uplink_bridges,
+)
 from tor_agent.reconcile.underlay import UnderlayDrivers, apply_underlay, diff_underlay
 
 log = logging.getLogger(__name__)
@@ -265,6 +273,7 @@ class EngineReport:
     frr: FrrApplyResult | None = None
     frr_delta: Delta | None = None  # diff only
     seconds: float = 0.0
+    held: Mapping[IPv4Address, float] = field(default_factory=dict)  # peer -> seconds its tunnel is still kept
 
     @property
     def changed(self) -> bool:
@@ -294,7 +303,9 @@ class EngineReport:
         """One line: how many changes per stage, problems, peers."""
         changed = ", ".join(f"{s.label} {len(s.changes)}" for s in self.stages if s.changes) or "nothing changed"
         problems = f", {len(self.problems)} problem(s)" if self.problems else ""
-        return f"{self.scope} pass: {changed}{problems}, {len(self.peers.usable)} tunnel peer(s), {self.seconds:.2f}s"
+        held = f" (+{len(self.held)} held)" if self.held else ""
+        peers = f"{len(self.peers.usable)} tunnel peer(s){held}"
+        return f"{self.scope} pass: {changed}{problems}, {peers}, {self.seconds:.2f}s"
 
     def as_json(self) -> dict[str, Any]:
         """The report as plain data."""
@@ -307,6 +318,7 @@ class EngineReport:
             "stages": [s.as_json() for s in self.stages],
             "peers": {str(p): str(r.prefix) for p, r in sorted(self.peers.usable.items())},
             "dropped_peers": {str(p): why for p, why in sorted(self.peers.dropped.items())},
+            "held_peers": {str(p): round(left, 1) for p, left in sorted(self.held.items())},
             "seconds": round(self.seconds, 3),
         }
 
@@ -347,11 +359,12 @@ class Engine:
 
     drivers: EngineDrivers
     lock: EngineLock = field(default_factory=EngineLock)
+    hold: TunnelHold | None = None  # the daemon's: tunnels outlive a brief loss of their peer's route
 
     def apply(self, intent: Intent, scope: Scope = "full") -> EngineReport:
         """One pass (`full`, or `overlay`: peers, tunnels and OVS routes only), under the lock."""
         with self.lock.held():
-            return _Pass(self.drivers, intent, scope, dry_run=False).run()
+            return _Pass(self.drivers, intent, scope, dry_run=False, hold=self.hold).run()
 
     def diff(self, intent: Intent) -> EngineReport:
         """What a full pass would change now, per stage. Changes nothing."""
@@ -361,10 +374,13 @@ class Engine:
 class _Pass:
     """One pass: the stages in order, each timed and reported; state handed from stage to stage."""
 
-    def __init__(self, drivers: EngineDrivers, intent: Intent, scope: Scope, dry_run: bool) -> None:
-        self.d, self.intent, self.scope, self.dry_run = drivers, intent, scope, dry_run
+    def __init__(
+        self, drivers: EngineDrivers, intent: Intent, scope: Scope, dry_run: bool, hold: TunnelHold | None = None
+    ) -> None:
+        self.d, self.intent, self.scope, self.dry_run, self.hold = drivers, intent, scope, dry_run, hold
         self.macs: Mapping[str, str] = {}
         self.peers = NO_PEERS
+        self.held: dict[IPv4Address, float] = {}
         self.peers_known = False  # a failed peers stage must not read as "no peers": that would drop every tunnel
         self.unknown_peers = "the peers are unknown (their stage failed): left as they are"
         self.frr: FrrApplyResult | None = None
@@ -406,6 +422,7 @@ class _Pass:
             self.frr,
             self.frr_delta,
             time.monotonic() - start,
+            self.held,
         )
 
     def _stage(self, name: str, body: Callable[[], StageReport]) -> None:
@@ -464,11 +481,14 @@ class _Pass:
             return StageReport("peers", notes=(self.unknown_peers,))
         self.peers = select_peers(self.intent, routes)
         self.peers_known = True
+        if self.hold is not None:
+            self.held = self.hold.held(self.intent, self.peers, self.d.overlay.tunnel_peers(), time.monotonic())
         notes = tuple(f"{peer}: no tunnel: {why}" for peer, why in sorted(self.peers.dropped.items()))
+        notes += tuple(f"{peer}: route gone, tunnel kept {left:.1f} s more" for peer, left in sorted(self.held.items()))
         return StageReport("peers", notes=notes)
 
     def _tunnels(self) -> StageReport:
-        desired = self._desired(self.peers.addresses)
+        desired = self._desired(self.peers.addresses | frozenset(self.held))
         if self.dry_run:
             plan = self.d.overlay.plan(desired)
             return StageReport("tunnels", changes=tuple(map(describe_action, plan.actions)))

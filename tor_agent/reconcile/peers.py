@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from tor_agent.config.schema import Intent
@@ -16,7 +17,15 @@ from tor_agent.health.overlay import NO_PEERS, Peers, select_peers, uplink_bridg
 from tor_agent.model.overlay import OvsDesired
 from tor_agent.ovs.routes import Nexthop
 
-__all__ = ["NO_PEERS", "Peers", "only_tunnels_to", "select_peers", "tunnel_nexthops", "uplink_bridges"]
+__all__ = [
+    "NO_PEERS",
+    "Peers",
+    "TunnelHold",
+    "only_tunnels_to",
+    "select_peers",
+    "tunnel_nexthops",
+    "uplink_bridges",
+]
 
 
 def tunnel_nexthops(intent: Intent, peers: Peers) -> dict[IPv4Address, tuple[Nexthop, ...]]:
@@ -36,3 +45,40 @@ def only_tunnels_to(desired: OvsDesired, peers: Collection[IPv4Address]) -> OvsD
         ports={name: port for name, port in desired.ports.items() if name not in unwanted},
         tunnels={peer: name for peer, name in desired.tunnels.items() if peer in peers},
     )
+
+
+@dataclass
+class TunnelHold:
+    """Tunnels kept for `overlay.tunnels.hold_down_s` after their peer's route went: the daemon's memory.
+
+    A peer's /32 disappears for seconds when its ospfd restarts or a route flaps; deleting the tunnel and
+    adding it back gives it a new OpenFlow port number that the controller must learn again. A peer the
+    intent no longer allows (a static peer removed, outside the discovery prefix) is not held.
+    """
+
+    missing_since: dict[IPv4Address, float] = field(default_factory=dict)
+
+    def held(
+        self, intent: Intent, peers: Peers, existing: Collection[IPv4Address], now: float
+    ) -> dict[IPv4Address, float]:
+        """The peers in `existing` (tunnels there now) without a usable route still inside the hold-down,
+        with the seconds left."""
+        tunnels = intent.overlay.tunnels if intent.overlay is not None else None
+        missing = {p for p in existing if p not in peers.usable and tunnels is not None and _allowed(intent, p)}
+        self.missing_since = {p: t for p, t in self.missing_since.items() if p in missing}
+        if tunnels is None or tunnels.hold_down_s <= 0:
+            return {}
+        held = {}
+        for peer in sorted(missing):
+            left = tunnels.hold_down_s - (now - self.missing_since.setdefault(peer, now))
+            if left > 0:
+                held[peer] = left
+        return held
+
+
+def _allowed(intent: Intent, peer: IPv4Address) -> bool:
+    """Whether the intent could make `peer` a tunnel peer (static, or inside the discovery prefix)."""
+    tunnels = intent.overlay.tunnels if intent.overlay is not None else None
+    if tunnels is None or peer == intent.node.loopback.ip:
+        return False
+    return peer in tunnels.peers or (tunnels.discover is not None and peer in tunnels.discover.ospf_prefix)
