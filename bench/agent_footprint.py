@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""What `tor-agent run` costs on a lab switch: start to reconciled, idle CPU, resident memory.
+
+Usage: bench/agent_footprint.py [--runs N] [--idle-seconds S] [--file FABRIC] [--leaf NAME]
+Run by hand (root), not in CI. Uses the running demo fabric, or brings it up (and down afterwards), under
+the lab's machine-wide lock (it waits while a test session has the fabric).
+
+- start: the leaf's agent is stopped (SIGTERM) and started again inside the node, as systemd would; the
+  figure is from the exec to the status file saying `ready` for the new pid (the first full pass done:
+  links, FRR, OVS, peers, tunnels, OVS routes all checked). Baseline: `tor-agent diff` in the same node,
+  a fresh process reading the same state (interpreter start and imports included in both).
+- idle CPU: utime+stime of every switch's agent over the window (full passes included), per node.
+  Baseline: the same node's ospfd over the same window (1 s hellos, BFD in bfdd).
+- RSS: every agent's VmRSS at the end. Baselines: a bare python3, and ospfd.
+Targets (the service issue): start <= 2 s, idle CPU <= 0.2 % of a core, RSS <= 35 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import underlay_failover as lab
+
+START = r"""
+import json, os, subprocess, sys, time
+agent, status = sys.argv[1], "/run/tor-agent/status.json"
+log = open("/var/log/tor-agent.log", "ab")
+t0 = time.monotonic()
+proc = subprocess.Popen([agent, "run", "--config", "/etc/tor-agent/agent.yaml", "--status-file", status],
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", start_new_session=True)
+open("/run/tor-agent.pid", "w").write(f"{proc.pid}\n")
+while time.monotonic() - t0 < 30:
+    try:
+        doc = json.load(open(status))
+    except (OSError, ValueError):
+        doc = {}
+    if doc.get("ready") and doc.get("pid") == proc.pid:
+        print(json.dumps({"seconds": time.monotonic() - t0, "ok": doc["last_pass"]["ok"]}))
+        sys.exit(0)
+    if proc.poll() is not None:
+        sys.exit(f"tor-agent exited {proc.returncode}")
+    time.sleep(0.005)  # a measurement loop inside the node: polls the status file at 200 Hz
+sys.exit("tor-agent not ready within 30 s")
+"""
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of `pid` (all threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def daemon_pid(topo: lab.topology.Topology, node: str, name: str) -> int:
+    return int(lab.node_run(topo, node, "cat", f"/run/frr/{name}.pid").stdout)
+
+
+def restart_once(topo: lab.topology.Topology, leaf: str, agent: str) -> float:
+    """Stop the leaf's agent, start it again, return seconds from exec to ready."""
+    (old,) = lab.agent_daemons(topo, leaf)
+    os.kill(old, 15)
+    lab.wait_until(lambda: not Path(f"/proc/{old}").exists(), 30, 0.02, "the stopped agent to exit")
+    done = json.loads(lab.node_run(topo, leaf, "python3", "-c", START, agent, timeout=60).stdout)
+    if not done["ok"]:
+        raise RuntimeError(f"{leaf}: the restarted agent's first pass had problems (see /var/log/tor-agent.log)")
+    return float(done["seconds"])
+
+
+def timed_diff(topo: lab.topology.Topology, leaf: str, agent: str) -> float:
+    start = time.monotonic()
+    lab.node_run(topo, leaf, agent, "diff", lab.INTENT, timeout=60, check=False)
+    return time.monotonic() - start
+
+
+def verdict(ok: bool) -> str:
+    return "meets the target" if ok else "MISSES the target"
+
+
+def bench_start(topo: lab.topology.Topology, leaf: str, runs: int) -> None:
+    agent = lab.realise.tools_env(topo)["TOR_AGENT"]
+    starts = [restart_once(topo, leaf, agent) for _ in range(runs)]
+    diffs = [timed_diff(topo, leaf, agent) for _ in range(runs)]
+    start, diff = statistics.median(starts), statistics.median(diffs)
+    print(
+        f"start to reconciled ({leaf}): median {start:.2f} s (min {min(starts):.2f}, max {max(starts):.2f}; "
+        f"{runs} runs); `tor-agent diff` {diff:.2f} s; ratio {start / diff:.2f}x; target 2 s: {verdict(start <= 2)}"
+    )
+
+
+def bench_idle(topo: lab.topology.Topology, seconds: float) -> None:
+    switches = [n.name for n in (*topo.by_role("leaf"), *topo.by_role("spine"))]
+    agents = {n: lab.agent_daemons(topo, n)[0] for n in switches}
+    ospfd = {n: daemon_pid(topo, n, "ospfd") for n in switches}
+    before = {n: (cpu_s(agents[n]), cpu_s(ospfd[n])) for n in switches}
+    time.sleep(seconds)  # the measurement window
+    worst = 0.0
+    for n in switches:
+        agent = (cpu_s(agents[n]) - before[n][0]) / seconds * 100
+        base = (cpu_s(ospfd[n]) - before[n][1]) / seconds * 100
+        worst = max(worst, agent)
+        ratio = f"{agent / base:.1f}x" if base else "n/a"
+        print(f"idle CPU {n:<7} agent {agent:5.2f} % of a core, ospfd {base:5.2f} %, ratio {ratio}")
+    print(f"idle CPU worst {worst:.2f} % over {seconds:g} s; target 0.2 %: {verdict(worst <= 0.2)}")
+    rss = {n: rss_mb(agents[n]) for n in switches}
+    bare = float(lab.node_run(topo, switches[0], "python3", "-c", BARE_RSS).stdout)
+    for n in switches:
+        print(f"RSS {n:<7} agent {rss[n]:5.1f} MB, ospfd {rss_mb(ospfd[n]):5.1f} MB, bare python3 {bare:.1f} MB")
+    top = max(rss.values())
+    print(f"RSS worst {top:.1f} MB = {top / bare:.1f}x a bare python3; target 35 MB: {verdict(top <= 35)}")
+
+
+BARE_RSS = "print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024)"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--file", type=Path, default=lab.FABRIC)
+    parser.add_argument("--leaf", default="leaf1")
+    args = parser.parse_args(argv)
+    with lab.running_lab(args.file) as topo:
+        lab.wait_healthy(topo)
+        bench_start(topo, args.leaf, args.runs)
+        lab.wait_healthy(topo)
+        bench_idle(topo, args.idle_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
