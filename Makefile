@@ -46,7 +46,7 @@ $(VENV_PYPI)/bin/tor-agent: pyproject.toml
 
 # The whole suite: lint, unit tests on PyPI's versions, then unit + lab tests on Debian 12's (as root).
 # The package test runs first: it refuses to touch a machine where /etc, /var/lib or /run/tor-agent already
-# exist, and the driver and lab tests leave /run/tor-agent and /var/lib/tor-agent on the host.
+# exist (the driver and lab tests keep theirs inside their nodes, but a failed run may leave a lab up).
 test: deps lint unit-pypi
 	PATH=$(CURDIR)/$(BIN):$$PATH $(RUN) pytest -q -rs tests/packaging
 	PATH=$(CURDIR)/$(BIN):$$PATH $(RUN) pytest -q tests --ignore=tests/packaging

@@ -1,10 +1,11 @@
 """The holder: the first process of a node, owning its mount and UTS namespaces for the node's lifetime.
 
 Started by the realiser as `ip netns exec <ns> unshare --mount --uts --propagation private -- labs/lab
-_hold ...`. It gives the node a private file tree like a container's: /etc is an overlay over the host's
-(so the node may create /etc/tor-agent without touching the host), /etc/frr, /etc/openvswitch,
-/etc/tor-agent, /var/log, /var/lib/openvswitch and /var/lib/tor-agent are bind mounts of fresh per-node
-directories, /run is a tmpfs; then the topology's binds; then the hostname. It prints `ready` and waits to be killed.
+_hold ...`. It gives the node a private file tree like a container's: /etc and /var/lib are overlays over
+the host's (so the node may create /etc/tor-agent or /var/lib/tor-agent without touching the host),
+/etc/frr, /etc/openvswitch, /etc/tor-agent, /var/log, /var/lib/openvswitch and /var/lib/tor-agent are bind
+mounts of fresh per-node directories, /run is a tmpfs; then the topology's binds; then the hostname. It
+prints `ready` and waits to be killed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PRIVATE_DIRS = (
     "/var/lib/openvswitch",
     "/var/lib/tor-agent",
 )
-OVERLAID = "/etc"
+OVERLAID = ("/etc", "/var/lib")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -45,9 +46,7 @@ def bind(source: Path, target: str, read_only: bool = False) -> None:
     """Bind `source` onto `target`, creating the target (a file or a directory, like the source)."""
     dest = Path(target)
     if not dest.exists():
-        if not dest.resolve().is_relative_to(OVERLAID) and not any(
-            dest.resolve().is_relative_to(d) for d in PRIVATE_DIRS
-        ):
+        if not any(dest.resolve().is_relative_to(d) for d in (*OVERLAID, *PRIVATE_DIRS)):
             raise OSError(f"bind target {target} does not exist and is outside the node's private tree")
         if source.is_dir():
             dest.mkdir(parents=True)
@@ -70,11 +69,13 @@ def detach_under(root: str) -> None:
 
 
 def private_tree(node_dir: Path) -> None:
-    """Overlay /etc, bind the private directories, tmpfs on /run."""
-    upper, work = node_dir / "etc.upper", node_dir / "etc.work"
-    for d in (upper, work):
-        d.mkdir(parents=True, exist_ok=True)
-    mount("overlay", OVERLAID, "overlay", 0, f"lowerdir={OVERLAID},upperdir={upper},workdir={work}")
+    """Overlay /etc and /var/lib, bind the private directories, tmpfs on /run."""
+    for lower in OVERLAID:
+        name = lower.strip("/").replace("/", "-")
+        upper, work = node_dir / f"{name}.upper", node_dir / f"{name}.work"
+        for d in (upper, work):
+            d.mkdir(parents=True, exist_ok=True)
+        mount("overlay", lower, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
     for target in PRIVATE_DIRS:
         source = node_dir / target.lstrip("/")
         source.mkdir(parents=True, exist_ok=True)

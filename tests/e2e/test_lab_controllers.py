@@ -380,6 +380,33 @@ def test_controller_back_reconnected_within_2s_vs_plain_ovs_backoff(two: Setup, 
             assert keeper_view(lab, leaf)["controllers"][0]["reconnects_forced"] >= 1
 
 
+def test_the_agents_own_keeper_reconnects_within_2s(two: Setup, record: Record) -> None:
+    """The same return, now with nothing paused: leaf3 runs no `controllers --keep`, only its `tor-agent run`,
+    whose keeper (a sidecar of the OVSDB loop) must reconnect it as fast."""
+    lab = two.lab
+    target_a = two.targets[0]
+    two.a.stop()
+    # OVS's backoff afresh at a known time, as above: A's row gets its other spelling (the keepers may have left
+    # either one), and the wait starts when OVS logs its backoff for it once more
+    rows = lab.json("leaf3", "ovs-vsctl", "--format=json", "--columns=_uuid,target", "list", "Controller")["data"]
+    uuid, now = next((u[1], t) for u, t in rows if t in (target_a, alternate_target(target_a)))
+    spelled = target_a if now != target_a else alternate_target(target_a)
+    mark = f"{spelled}: continuing to retry connections in the background"
+    log = "/var/log/openvswitch/ovs-vswitchd.log"
+    marks = lambda: lab.exec("leaf3", "cat", log).stdout.count(mark)  # noqa: E731
+    before = marks()
+    lab.exec("leaf3", "ovs-vsctl", "set", "Controller", uuid, f'target="{spelled}"')
+    wait_for(lambda: marks() > before, 20, "leaf3's OVS to back off to 8 s")
+    entered = time.monotonic()
+    wait_for(lambda: time.monotonic() - entered >= 2.0, 3, "2 s into the backoff")
+    two.a.start()
+    leaf3 = dpid(lab, "leaf3")
+    wait_for(lambda: two.a.connections().get(leaf3, 0) >= two.a.listening_at, 12, "leaf3 on A")
+    delay = two.a.connections()[leaf3] - two.a.listening_at
+    record("controllers: leaf3 reconnected after the controller's return (tor-agent run's keeper)", f"{delay:.2f} s")
+    assert delay < RECONNECT_BUDGET_S
+
+
 def ospf_state(lab: Lab) -> dict[str, Any]:
     """Every switch's OSPF neighbours (router, state) and LSA sequence numbers: what an OSPF change moves."""
     state: dict[str, Any] = {}

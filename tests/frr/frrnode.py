@@ -1,7 +1,8 @@
 """A switch-like FRR node for tests and the bench: FRR 8.4 with its default paths, in private namespaces.
 
 Each node is a holder process made by `unshare` with its own network, mount, UTS and PID namespaces:
-a tmpfs on /etc/frr, /run/frr and /var/log/frr, its own hostname, FRR started by its init script
+a tmpfs on /run (tor-agent's engine lock lands there, not on the host), /etc/frr, /run/frr and /var/log/frr, its
+own hostname, FRR started by its init script
 (`frrinit.sh`: watchfrr, zebra, ospfd, staticd, bfdd). Killing the holder (PID 1 of the node's PID
 namespace) ends every process of the node and frees its namespaces, even when the test runner dies
 (the kernel sends SIGKILL down the chain). Nothing is created in the host's network namespace and no
@@ -45,6 +46,8 @@ bfdd_options="   -A 127.0.0.1"
 _HOLDER = r"""
 import os, signal, subprocess, sys
 name, daemons = sys.argv[1], sys.argv[2]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"], check=True)  # a node's own /run
+os.mkdir("/run/frr")
 for d, mode in (("/etc/frr", "0750"), ("/run/frr", "0755"), ("/var/log/frr", "0755")):
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"mode={mode}", "tmpfs", d], check=True)
     subprocess.run(["chown", "frr:frr", d], check=True)

@@ -6,6 +6,7 @@ restart brings back), then OSPF state (adjacencies that must not be reset).
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from frrnode import FrrNode, link, veth
 
+from tor_agent.cli import apply as cli_apply
 from tor_agent.cli import main
 from tor_agent.config import load
 from tor_agent.frr.apply import ApplyFailed, ConfigRefused, DaemonsDown, FrrDriver, NotApplied
@@ -25,7 +27,9 @@ from tor_agent.frr.config_tree import parse_config
 from tor_agent.frr.delta import Scope, compute_delta
 from tor_agent.frr.ledger import InterfaceLedger
 from tor_agent.frr.vtysh import Configured, Running, Session, Vtysh
-from tor_agent.reconcile import underlay
+from tor_agent.net import LinkResult
+from tor_agent.ovs.routes import OvsRouteTable
+from tor_agent.reconcile.engine import DirectOverlay, Engine, EngineDrivers, EngineLock
 from tor_agent.reconcile.underlay import UnderlayDrivers, apply_underlay
 from tor_agent.render import render_frr
 from tor_agent.wait import wait_until
@@ -405,6 +409,22 @@ def test_daemon_down_is_refused_before_any_change(frr_node: MakeNode, tmp_path: 
     assert recording.calls == ["running"]
 
 
+class NoLinks:
+    """The engine's kernel port with nothing to do (the test's FRR node has the links)."""
+
+    def macs(self) -> dict[str, str]:
+        return {}
+
+    def routes(self) -> tuple[()]:
+        return ()
+
+    def plan_links(self, intent: object) -> tuple[()]:
+        return ()
+
+    def apply_links(self, intent: object) -> LinkResult:
+        return LinkResult((), ())
+
+
 def test_cli_reports_a_failed_apply_with_exit_1(
     frr_node: MakeNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -413,7 +433,11 @@ def test_cli_reports_a_failed_apply_with_exit_1(
     apply_underlay(load(intent), drivers(node, tmp_path))
     changed = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS, area="0.0.0.2")
     failing = drivers(node, tmp_path, RefusingVtysh(prefix=node.enter()))
-    monkeypatch.setattr(underlay.UnderlayDrivers, "default", classmethod(lambda cls, state_dir: failing))
+    # In this process, on the host: FRR is the node's (refusing), the kernel links stage has nothing to do and
+    # the engine lock is in tmp_path; nothing of the host is read or written.
+    drivers_ = EngineDrivers(failing, NoLinks(), DirectOverlay(), OvsRouteTable())
+    monkeypatch.setattr(cli_apply.EngineDrivers, "default", classmethod(lambda cls, state_dir: drivers_))
+    monkeypatch.setattr(cli_apply, "Engine", functools.partial(Engine, lock=EngineLock(tmp_path / "engine.lock")))
     result = CliRunner().invoke(main, ["apply", str(changed)])
     assert result.exit_code == 1
     assert "tor-agent: FRR verify failed" in result.output and "rolled back" in result.output
