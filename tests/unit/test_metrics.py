@@ -1,8 +1,11 @@
-"""Metrics textfile: valid Prometheus exposition, atomic replacement."""
+"""Metrics textfile: valid Prometheus exposition (read back with prometheus_client's own parser, a test
+dependency only: the agent writes the format itself), atomic replacement."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from tor_agent.metrics import AgentMetrics, exposition, write_textfile
 
@@ -28,6 +31,19 @@ def test_exposition_of_a_pass() -> None:
     names = {line.split()[2] for line in lines if line.startswith("# TYPE")}
     samples = [line for line in lines if not line.startswith("#")]
     assert all(s.split("{")[0].split()[0] in names for s in samples)
+
+
+def test_prometheus_client_parses_the_exposition_back() -> None:
+    parser = pytest.importorskip("prometheus_client.parser")  # the Debian build runs without it under nocheck
+    m = AgentMetrics(tunnels_up=2, controllers_connected=1, ecmp_width={"198.18.0.12": 2, 'a"b\\c': 1})
+    m.record_pass(ok=True, repaired=1, now=1700000000.5)
+    families = {f.name: f for f in parser.text_string_to_metric_families(exposition(m.families()))}
+    assert families["tor_agent_reconcile_passes"].type == "counter"  # the parser drops _total from the family
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert samples[("tor_agent_reconcile_passes_total", ())] == 1
+    assert samples[("tor_agent_tunnels", (("state", "up"),))] == 2
+    assert samples[("tor_agent_ecmp_width", (("vtep", 'a"b\\c'),))] == 1
+    assert samples[("tor_agent_last_apply_timestamp_seconds", ())] == 1700000000.5
 
 
 def test_label_values_are_escaped() -> None:
