@@ -35,10 +35,12 @@ from typing import Any
 import ovs.db.idl
 import ovs.poller
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from ovs_sandbox import OvsSandbox
+
 from tor_agent.config import Intent, load_text
 from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, OvsDesired, desired_ovs
 from tor_agent.ovs.connection import COLUMNS, OvsConnection, fetch_schema
-from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.reconcile.overlay import OverlayReconciler
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 The bridges are created here with ovs-vsctl the way the OVS driver lays them out (a netdev bridge per
 uplink holding the physical port, `mtu_request` on its internal port), inside the namespace of a private
-ovs-vswitchd (tor_agent.ovs.sandbox). Checked: addresses land on the internal ports, OVS and tor-agent
+ovs-vswitchd (tests/support/ovs_sandbox.py). Checked: addresses land on the internal ports, OVS and tor-agent
 agree on the MTU, an ovs-vswitchd restart changes nothing (its internal ports are persistent taps), and a
 bridge deleted and made again is a new interface: the next apply puts the addresses back, and the record
 forgets the old interface instead of taking the new one for its own.
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 from nsutil import Netns
+from ovs_sandbox import OvsSandbox, missing_binaries
 from test_links_netns import apply, netdev_leaf
 
 from tor_agent.net import LinksDriver
 from tor_agent.net.actions import AddAddress
-from tor_agent.ovs.sandbox import OvsSandbox, missing_binaries
 from tor_agent.wait import wait_until
 
 

@@ -11,10 +11,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from ovs_sandbox import OvsSandbox
 from ovs_testlib import skip_reason
 
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.ovs.sandbox import OvsSandbox
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 from intents import intent_from
+from ovs_sandbox import missing_binaries
 
 from tor_agent.config import Intent
-from tor_agent.ovs.sandbox import missing_binaries
 
 LEAF: dict[str, Any] = {
     "version": 1,

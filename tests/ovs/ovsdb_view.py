@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tor_agent.ovs.sandbox import OvsSandbox
+from ovs_sandbox import OvsSandbox
 
 
 def _value(v: Any) -> Any:

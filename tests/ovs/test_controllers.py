@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from ovs_sandbox import OvsSandbox
 from ovs_testlib import make_intent
 from ovsdb_view import by_name, optional, rows
 
 from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, OvsDesired, alternate_target, desired_ovs
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.ovs.state import ReconnectController
 from tor_agent.reconcile.overlay import OverlayReconciler
 from tor_agent.wait import WaitTimeout, wait_until

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import test_controllers as ctl
 import yaml
+from ovs_sandbox import OvsSandbox
 from ovs_testlib import LEAF
 
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.wait import wait_until
 
 pytestmark = pytest.mark.ovs

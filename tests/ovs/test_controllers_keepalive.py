@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import pytest
 import test_controllers as ctl
+from ovs_sandbox import OvsSandbox
 from ovs_testlib import make_intent
 
 from tor_agent.health.controllers import Endpoint, established_connections
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings, TcpProber, tcp_connect
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
 from tor_agent.wait import wait_until

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import test_controllers as ctl
 from lab_ca import LabCa, make_ca
+from ovs_sandbox import OvsSandbox, run
 
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.ovs.sandbox import OvsSandbox, run
 from tor_agent.wait import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.ovs

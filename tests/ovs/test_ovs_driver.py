@@ -10,13 +10,13 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
+from ovs_sandbox import OvsSandbox
 from ovs_testlib import make_intent
 from ovsdb_view import bridge_ports, by_name, optional, rows
 
 from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, OvsDesired, desired_ovs
 from tor_agent.ovs.connection import OvsConnection
 from tor_agent.ovs.errors import InterfaceError, OvsdbUnavailable, VswitchdTimeout
-from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.reconcile.overlay import OverlayReconciler
 from tor_agent.wait import wait_until
 

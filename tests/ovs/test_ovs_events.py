@@ -17,12 +17,12 @@ from functools import partial
 from ipaddress import IPv4Address
 
 import pytest
+from ovs_sandbox import OvsSandbox, run
 from ovs_testlib import make_intent
 from ovsdb_view import bridge_ports, by_name
 
 from tor_agent.model.overlay import OvsDesired, desired_ovs
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.ovs.sandbox import OvsSandbox, run
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler, PassReport
 from tor_agent.wait import wait_until
 

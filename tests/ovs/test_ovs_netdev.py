@@ -8,12 +8,12 @@ import json
 from typing import Any
 
 import pytest
+from ovs_sandbox import OvsSandbox
 from ovs_testlib import make_intent
 from ovsdb_view import bridge_ports, by_name
 
 from tor_agent.model.overlay import desired_ovs
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.ovs.sandbox import OvsSandbox
 from tor_agent.reconcile.overlay import OverlayReconciler
 from tor_agent.wait import wait_until
 

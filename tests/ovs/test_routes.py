@@ -5,9 +5,9 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
+from ovs_sandbox import OvsSandbox
 
 from tor_agent.ovs.routes import Nexthop, OvsRoute, OvsRouteTable, RouteTableError, deaf_bridges, plan_routes
-from tor_agent.ovs.sandbox import OvsSandbox
 
 pytestmark = pytest.mark.ovs
 
