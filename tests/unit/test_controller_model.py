@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from intents import intent_from
+from ovs_rows import snapshot_of
 
 from tor_agent.config import Intent
 from tor_agent.model.overlay import (
@@ -20,13 +21,10 @@ from tor_agent.model.overlay import (
 )
 from tor_agent.ovs.state import (
     AddController,
-    BridgeState,
     ControllerState,
     DeleteController,
     DeleteSsl,
-    InterfaceState,
     OvsSnapshot,
-    PortState,
     SetSsl,
     SslState,
     UpdateController,
@@ -49,22 +47,8 @@ def intent(**edits: Any) -> Intent:
 
 
 def snapshot(d: OvsDesired, *controllers: ControllerState, ssl: SslState | None = None) -> OvsSnapshot:
-    """OVSDB holding `d`'s bridges and ports exactly, plus `controllers` and `ssl`."""
-    bridges = {
-        b.name: BridgeState(
-            b.name,
-            True,
-            b.datapath_type,
-            b.protocols,
-            b.fail_mode,
-            b.other_config,
-            frozenset(p.name for p in d.ports.values() if p.bridge == b.name),
-        )
-        for b in d.bridges.values()
-    }
-    ports = {p.name: PortState(p.name, True, p.bridge, (p.name,)) for p in d.ports.values()}
-    ifaces = {p.name: InterfaceState(p.interface, True, 1, None) for p in d.ports.values()}
-    return OvsSnapshot(bridges, ports, ifaces, controllers=tuple(controllers), ssl=ssl)
+    """OVSDB holding `d`'s bridges and ports exactly, plus `controllers` (read: none is none) and `ssl`."""
+    return snapshot_of(d, controllers=controllers, ssl=ssl)
 
 
 def row(target: str, owned: bool = True, connected: bool = False, **spec: Any) -> ControllerState:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from intents import intent_from
+from ovs_rows import snapshot_of
 
 from tor_agent.config import Intent
 from tor_agent.model.overlay import (
@@ -29,7 +30,6 @@ from tor_agent.ovs.state import (
     AddBridge,
     AddPort,
     ApplyResult,
-    BridgeState,
     DeleteBridge,
     DeletePort,
     InterfaceFailure,
@@ -159,25 +159,6 @@ def test_spine_wants_nothing() -> None:
 
 
 # --- diff ------------------------------------------------------------------------------------------
-
-
-def snapshot_of(d: OvsDesired, owned: bool = True) -> OvsSnapshot:
-    """What OVSDB would hold after applying `d` exactly (all rows owned unless told otherwise)."""
-    bridges = {
-        b.name: BridgeState(
-            b.name,
-            owned,
-            b.datapath_type,
-            b.protocols,
-            b.fail_mode,
-            b.other_config,
-            frozenset(p.name for p in d.ports.values() if p.bridge == b.name),
-        )
-        for b in d.bridges.values()
-    }
-    ports = {p.name: PortState(p.name, owned, p.bridge, (p.name,)) for p in d.ports.values()}
-    ifaces = {p.name: InterfaceState(p.interface, owned, 1, None) for p in d.ports.values()}
-    return OvsSnapshot(bridges, ports, ifaces)
 
 
 def with_port(snap: OvsSnapshot, name: str, bridge: str, owned: bool) -> OvsSnapshot:
