@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tor_agent.config.schema import Intent
+from tor_agent.health.finding import Finding
 from tor_agent.model.overlay import canonical_target, desired_controllers
 from tor_agent.net.sockets import Connection as Connection  # re-exported: the keeper and tests use them
 from tor_agent.net.sockets import Endpoint as Endpoint
@@ -94,19 +95,10 @@ class ControllersStatus:
 
 
 @dataclass(frozen=True)
-class ControllerAlarm:
+class ControllerAlarm(Finding):
     """One thing wrong with the controller connections; `subject` names the target or the bridge."""
 
     kind: AlarmKind
-    subject: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: {self.message}"
-
-    def as_json(self) -> dict[str, str]:
-        """A JSON-ready dict."""
-        return {"kind": self.kind, "subject": self.subject, "message": self.message}
 
 
 def controllers_status(

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from tor_agent.config.schema import Intent
 from tor_agent.errors import TorAgentError
+from tor_agent.health.finding import Finding
 from tor_agent.health.vteps import discover_vteps
 from tor_agent.model.overlay import TUNNEL_PREFIX
 from tor_agent.model.underlay import uplink_bridge_name, uses_uplink_bridges
@@ -208,19 +209,10 @@ def overlay_status(intent: Intent, state: OverlayState) -> OverlayStatus | None:
 
 
 @dataclass(frozen=True)
-class OverlayProblem:
+class OverlayProblem(Finding):
     """One thing wrong with the overlay; `subject` names the tunnel and its peer (as health's Degraded)."""
 
     kind: ProblemKind
-    subject: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: {self.message}"
-
-    def as_json(self) -> dict[str, str]:
-        """A JSON-ready dict."""
-        return {"kind": self.kind, "subject": self.subject, "message": self.message}
 
 
 def judge_overlay(st: OverlayStatus) -> list[OverlayProblem]:

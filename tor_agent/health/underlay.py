@@ -23,6 +23,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal, TypeVar
 
 from tor_agent.config.schema import Intent, Uplink
+from tor_agent.health.finding import Finding
 from tor_agent.health.frr_state import (
     BFD_PEERS,
     OSPF_NEIGHBORS,
@@ -145,19 +146,10 @@ class UnderlayStatus:
 
 
 @dataclass(frozen=True)
-class Degraded:
+class Degraded(Finding):
     """One thing wrong with the underlay; `subject` names the uplink or VTEP."""
 
     kind: DegradedKind
-    subject: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: {self.message}"
-
-    def as_json(self) -> dict[str, str]:
-        """A JSON-ready dict."""
-        return {"kind": self.kind, "subject": self.subject, "message": self.message}
 
 
 def status(state: UnderlayState, intent: Intent) -> UnderlayStatus:
