@@ -25,8 +25,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -74,16 +73,6 @@ def overlay_only(intent: Intent, n: int) -> OvsDesired:
     return OvsDesired({"br-tor": d.bridges["br-tor"]}, ports, d.tunnels)
 
 
-@contextmanager
-def fresh_ovs() -> Iterator[OvsSandbox]:
-    box = OvsSandbox()
-    try:
-        box.start()
-        yield box
-    finally:
-        box.stop()
-
-
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -108,7 +97,7 @@ class AgentFigures:
 
 
 def bench_agent(desired: OvsDesired, n: int, fig: AgentFigures, measure_noop: bool) -> None:
-    with fresh_ovs() as box, OvsConnection.open(box.remote, vswitchd_timeout=120, txn_timeout=120) as conn:
+    with OvsSandbox() as box, OvsConnection.open(box.remote, vswitchd_timeout=120, txn_timeout=120) as conn:
         reconciler = OverlayReconciler(conn, desired)
         fig.create.append(timed(lambda: reconciler.run_once().raise_for_errors()))
         assert port_count(box) == n, port_count(box)
@@ -200,7 +189,7 @@ class RawIdl:
 
 
 def bench_raw(desired: OvsDesired, n: int) -> tuple[float, float]:
-    with fresh_ovs() as box:
+    with OvsSandbox() as box:
         raw = RawIdl(box.remote)
         create = timed(lambda: raw.create(desired))
         assert port_count(box) == n
@@ -220,7 +209,7 @@ def fmt(samples: list[float]) -> str:
 def bench_vsctl(desired: OvsDesired, sample: int) -> tuple[float, float]:
     """Seconds for `sample` add-port calls (each waits for ovs-vswitchd), and the add-br before them."""
     tunnels = [p.interface for p in desired.ports.values() if p.interface.type == "gre"][:sample]
-    with fresh_ovs() as box:
+    with OvsSandbox() as box:
         spec = desired.bridges["br-tor"]
         add_br = timed(
             lambda: box.vsctl(
@@ -276,7 +265,7 @@ def bench_ovsdbapp(desired: OvsDesired, python: str) -> dict[str, Any] | str:
     if probe.returncode != 0:
         return f"unavailable: {python} cannot import ovsdbapp"
     tunnels = [[p.name, dict(p.interface.options)] for p in desired.ports.values() if p.interface.type == "gre"]
-    with fresh_ovs() as box:
+    with OvsSandbox() as box:
         done = subprocess.run(
             [python, "-c", OVSDBAPP, box.remote, json.dumps(tunnels)],
             capture_output=True,
@@ -328,7 +317,7 @@ AGENT = textwrap.dedent(
 def bench_rss(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The agent process (config, model, driver, reconciler) creating n tunnels; then restarted onto them."""
     out = []
-    with fresh_ovs() as box:
+    with OvsSandbox() as box:
         box.netns_exec("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1-p")
         for _ in range(2):
             done = subprocess.run(

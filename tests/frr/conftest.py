@@ -6,21 +6,17 @@ them: there a missing prerequisite fails the run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
 from frrnode import FrrNode, skip_reason
+from prerequisites import skip_or_fail
 
 
 @pytest.fixture
 def frr_node() -> Iterator[Callable[[str], FrrNode]]:
     """`frr_node("leaf1")` starts a node with FRR running and hostname leaf1; all end after the test."""
-    reason = skip_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the FRR tests, but this machine {reason}")
-        pytest.skip(reason)
+    skip_or_fail(skip_reason(), "FRR tests")
     nodes: list[FrrNode] = []
 
     def make(name: str) -> FrrNode:

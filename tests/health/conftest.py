@@ -6,12 +6,12 @@ them: there a missing prerequisite fails the run.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prerequisites import skip_or_fail
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "net"))  # nsutil.py, shared with the links tests
 
@@ -21,11 +21,7 @@ from frrlab import Fabric, skip_reason, wait_healthy
 @pytest.fixture(scope="module")
 def fabric() -> Iterator[Fabric]:
     """The fabric, converged and verifying clean; removed (processes, namespaces, files) after the module."""
-    reason = skip_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the underlay health tests, but this machine {reason}")
-        pytest.skip(reason)
+    skip_or_fail(skip_reason(), "underlay health tests")
     fab = Fabric().up()
     try:
         wait_healthy(fab)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from nsutil import Netns, skip_reason
+from prerequisites import skip_or_fail
 
 _counter = itertools.count()
 
@@ -19,11 +20,7 @@ _counter = itertools.count()
 @pytest.fixture
 def make_netns() -> Iterator[Callable[[str], Netns]]:
     """`make_netns("leaf")` creates a namespace with a unique name; all are deleted after the test."""
-    reason = skip_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the namespace tests, but this machine {reason}")
-        pytest.skip(reason)
+    skip_or_fail(skip_reason(), "namespace tests")
     created: list[Netns] = []
 
     def make(role: str) -> Netns:

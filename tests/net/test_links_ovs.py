@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from nsutil import Netns
 from ovs_sandbox import OvsSandbox, missing_binaries
+from prerequisites import skip_or_fail
 from test_links_netns import apply, netdev_leaf
 
 from tor_agent.net import LinksDriver
@@ -32,10 +33,7 @@ def ovs() -> Iterator[tuple[OvsSandbox, Netns]]:
     reason = "needs root" if os.geteuid() != 0 else None
     missing = missing_binaries()
     reason = reason or (f"needs Open vSwitch: missing {', '.join(missing)}" if missing else None)
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the OVS links tests, but this machine {reason}")
-        pytest.skip(reason)
+    skip_or_fail(reason, "OVS links tests")
     box = OvsSandbox()
     try:
         box.start()

@@ -7,12 +7,12 @@ missing prerequisite fails the run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from ovs_sandbox import OvsSandbox
 from ovs_testlib import skip_reason
+from prerequisites import skip_or_fail
 
 from tor_agent.ovs.connection import OvsConnection
 
@@ -24,17 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def sandbox() -> Iterator[OvsSandbox]:
     """A running ovsdb-server + ovs-vswitchd of our own; stopped and removed after the test."""
-    reason = skip_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the OVS tests, but this machine {reason}")
-        pytest.skip(reason)
-    box = OvsSandbox()
-    try:
-        box.start()
+    skip_or_fail(skip_reason(), "OVS tests")
+    with OvsSandbox() as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture

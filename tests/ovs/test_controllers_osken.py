@@ -17,6 +17,7 @@ import pytest
 import test_controllers as ctl
 from lab_ca import LabCa, make_ca
 from ovs_sandbox import OvsSandbox, run
+from prerequisites import skip_or_fail
 
 from tor_agent.ovs.connection import OvsConnection
 from tor_agent.wait import WaitTimeout, wait_until
@@ -33,9 +34,7 @@ COOKIE = "0x7a6c0001"
 @pytest.fixture
 def osken_python() -> Path:
     if not OSKEN_PYTHON.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the os-ken tests: {OSKEN_PYTHON} missing (make controller-venv)")
-        pytest.skip(f"needs os-ken in its own venv: {OSKEN_PYTHON} missing (make controller-venv)")
+        skip_or_fail(f"needs os-ken in its own venv: {OSKEN_PYTHON} missing (make controller-venv)", "os-ken tests")
     return OSKEN_PYTHON
 
 
