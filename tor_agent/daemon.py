@@ -343,6 +343,7 @@ class Daemon:
             return
         self.passes += 1
         self.last = report
+        # just after the first hold-down ends (a pass exactly at its end would still hold it)
         self._next_overlay = time.monotonic() + min(report.held.values()) + 0.05 if report.held else None
         # before the first good pass, changes are the initial apply; after it, every change repairs drift
         self.metrics.record_pass(report.ok, sum(len(s.changes) for s in report.stages) if self.ready else 0)

@@ -381,8 +381,9 @@ class _Pass:
         self.macs: Mapping[str, str] = {}
         self.peers = NO_PEERS
         self.held: dict[IPv4Address, float] = {}
-        self.peers_known = False  # a failed peers stage must not read as "no peers": that would drop every tunnel
-        self.unknown_peers = "the peers are unknown (their stage failed): left as they are"
+        # Why tunnels and OVS routes must be left as they are (None once the peers are known): a failed peers
+        # stage must not read as "no peers", which would drop every tunnel.
+        self.peers_unknown: str | None = "the peers are unknown (their stage failed): left as they are"
         self.frr: FrrApplyResult | None = None
         self.frr_delta: Delta | None = None
         self.stages: list[StageReport] = []
@@ -410,10 +411,10 @@ class _Pass:
             for name, body in (("tunnels", self._tunnels), ("routes", self._routes)):
                 if name == "routes" and not self.netdev:
                     continue
-                if self.peers_known:
+                if self.peers_unknown is None:
                     self._stage(name, body)
                 else:
-                    self._skip(name)
+                    self.stages.append(StageReport(name, skipped=self.peers_unknown))
         return EngineReport(
             self.intent.node.hostname,
             self.scope,
@@ -437,9 +438,6 @@ class _Pass:
         for problem in report.problems:
             log.warning("%s", _labelled(report.label, problem))
         self.stages.append(report)
-
-    def _skip(self, name: str) -> None:
-        self.stages.append(StageReport(name, skipped=self.unknown_peers))
 
     def _read_macs(self) -> Mapping[str, str]:
         try:
@@ -477,10 +475,10 @@ class _Pass:
         if not any(r.protocol == OSPF for r in routes):
             # FRR restarting (zebra sweeps, ospfd re-learns: seconds) or every uplink down: no peer's absence
             # means it left, and deleting its tunnel would renumber its OpenFlow port for nothing.
-            self.unknown_peers = "no OSPF route in the kernel (FRR restarting or every uplink down): left as they are"
-            return StageReport("peers", notes=(self.unknown_peers,))
+            self.peers_unknown = "no OSPF route in the kernel (FRR restarting or every uplink down): left as they are"
+            return StageReport("peers", notes=(self.peers_unknown,))
         self.peers = select_peers(self.intent, routes)
-        self.peers_known = True
+        self.peers_unknown = None
         if self.hold is not None:
             self.held = self.hold.held(self.intent, self.peers, self.d.overlay.tunnel_peers(), time.monotonic())
         notes = tuple(f"{peer}: no tunnel: {why}" for peer, why in sorted(self.peers.dropped.items()))

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from tor_agent.config.schema import Intent
+from tor_agent.config.schema import Intent, Tunnels
 from tor_agent.health.overlay import NO_PEERS, Peers, select_peers, uplink_bridges
 from tor_agent.model.overlay import OvsDesired
 from tor_agent.ovs.routes import Nexthop
@@ -63,22 +63,18 @@ class TunnelHold:
     ) -> dict[IPv4Address, float]:
         """The peers in `existing` (tunnels there now) without a usable route still inside the hold-down,
         with the seconds left."""
-        tunnels = intent.overlay.tunnels if intent.overlay is not None else None
-        missing = {p for p in existing if p not in peers.usable and tunnels is not None and _allowed(intent, p)}
-        self.missing_since = {p: t for p, t in self.missing_since.items() if p in missing}
-        if tunnels is None or tunnels.hold_down_s <= 0:
+        if intent.overlay is None:
+            self.missing_since = {}
             return {}
-        held = {}
-        for peer in sorted(missing):
-            left = tunnels.hold_down_s - (now - self.missing_since.setdefault(peer, now))
-            if left > 0:
-                held[peer] = left
-        return held
+        tunnels = intent.overlay.tunnels
+        missing = (p for p in existing if p not in peers.usable and _allowed(intent, tunnels, p))
+        self.missing_since = {p: self.missing_since.get(p, now) for p in missing}
+        left = {p: tunnels.hold_down_s - (now - since) for p, since in sorted(self.missing_since.items())}
+        return {p: s for p, s in left.items() if s > 0}
 
 
-def _allowed(intent: Intent, peer: IPv4Address) -> bool:
+def _allowed(intent: Intent, tunnels: Tunnels, peer: IPv4Address) -> bool:
     """Whether the intent could make `peer` a tunnel peer (static, or inside the discovery prefix)."""
-    tunnels = intent.overlay.tunnels if intent.overlay is not None else None
-    if tunnels is None or peer == intent.node.loopback.ip:
+    if peer == intent.node.loopback.ip:
         return False
     return peer in tunnels.peers or (tunnels.discover is not None and peer in tunnels.discover.ospf_prefix)
