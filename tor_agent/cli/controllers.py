@@ -20,6 +20,7 @@ from tor_agent.health.controllers import (
     DEFAULT_GRACE_S,
     ControllersStatus,
     ControllerStatus,
+    alarm_grace_s,
     controllers_status,
     endpoint,
     established_endpoints,
@@ -48,14 +49,6 @@ GRACE = click.option(
     metavar="SECONDS",
     help="How long a controller may be down before it is an alarm (with --keep also: none master or equal).",
 )
-
-
-def alarm_grace_s(intent: Intent, override: float | None = None) -> float:
-    """The alarm grace time: `override` (a --grace option) if given, else the intent's
-    `controllers.alarm_grace_s` (whose default is DEFAULT_GRACE_S)."""
-    if override is not None:
-        return override
-    return float(intent.controllers.alarm_grace_s) if intent.controllers is not None else DEFAULT_GRACE_S
 
 
 def read_controllers(intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool = False) -> ControllersStatus:

@@ -10,14 +10,14 @@ from pathlib import Path
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.cli.controllers import alarm_grace_s, read_controllers
+from tor_agent.cli.controllers import read_controllers
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_OK, EXIT_RUNTIME, RuntimeFailure
 from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health import Degraded, UnderlayState, UnderlayStatus, collect, judge
 from tor_agent.health import status as underlay_status
-from tor_agent.health.controllers import ControllerAlarm, ControllersStatus
+from tor_agent.health.controllers import ControllerAlarm, ControllersStatus, alarm_grace_s
 from tor_agent.health.controllers import judge as judge_controllers
 from tor_agent.health.controllers import status_lines as controller_lines
 from tor_agent.health.controllers import verify as verify_controllers

@@ -152,6 +152,14 @@ def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+def alarm_grace_s(intent: Intent, override: float | None = None) -> float:
+    """The alarm grace time: `override` (e.g. a --grace option) if given, else the intent's
+    `controllers.alarm_grace_s` (DEFAULT_GRACE_S without controllers)."""
+    if override is not None:
+        return override
+    return float(intent.controllers.alarm_grace_s) if intent.controllers is not None else DEFAULT_GRACE_S
+
+
 def judge(st: ControllersStatus, grace_s: float = DEFAULT_GRACE_S) -> list[ControllerAlarm]:
     """The alarms: every configured controller down (or without a row) for `grace_s`, as one alarm; else
     each controller without a row or down for `grace_s`, and connected controllers none of which is master

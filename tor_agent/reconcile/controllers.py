@@ -44,6 +44,7 @@ from tor_agent.health.controllers import (
     ControllersStatus,
     ControllerStatus,
     Endpoint,
+    alarm_grace_s,
     endpoint,
     established_connections,
     judge,
@@ -86,7 +87,7 @@ class KeepaliveSettings:
             targets=tuple(desired_controllers(c)),
             fail_mode=intent.overlay.fail_mode,
             probe_interval_s=c.probe_interval_ms / 1000,
-            grace_s=float(c.alarm_grace_s) if grace_s is None else grace_s,
+            grace_s=alarm_grace_s(intent, grace_s),
             max_holdoff_s=c.max_backoff_ms / 1000,
         )
 
