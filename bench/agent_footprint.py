@@ -5,9 +5,9 @@ Usage: bench/agent_footprint.py [--runs N] [--idle-seconds S] [--file FABRIC] [-
 Run by hand (root), not in CI. Uses the running demo fabric, or brings it up (and down afterwards), under
 the lab's machine-wide lock (it waits while a test session has the fabric).
 
-- start: the leaf's agent is stopped (SIGTERM) and started again inside the node, as systemd would; the
-  figure is from the exec to the status file saying `ready` for the new pid (the first full pass done:
-  links, FRR, OVS, peers, tunnels, OVS routes all checked). Baseline: `tor-agent diff` in the same node,
+- start: the leaf's agent is stopped (SIGTERM) and started again by `node-start agent`, as systemd would;
+  the figure is node-start's, from the exec to the status file saying `ready` for the new pid (the first
+  full pass done: links, FRR, OVS, peers, tunnels, OVS routes all checked). Baseline: `tor-agent diff` in the same node,
   a fresh process reading the same state (interpreter start and imports included in both).
 - idle CPU: utime+stime of every switch's agent over the window (full passes included), per node.
   Baseline: the same node's ospfd over the same window (1 s hellos, BFD in bfdd).
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -27,28 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import underlay_failover as lab
+from lab_bringup import rss_mib
 
-START = r"""
-import json, os, subprocess, sys, time
-agent, status = sys.argv[1], "/run/tor-agent/status.json"
-log = open("/var/log/tor-agent.log", "ab")
-t0 = time.monotonic()
-proc = subprocess.Popen([agent, "run", "--config", "/etc/tor-agent/agent.yaml", "--status-file", status],
-                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", start_new_session=True)
-open("/run/tor-agent.pid", "w").write(f"{proc.pid}\n")
-while time.monotonic() - t0 < 30:
-    try:
-        doc = json.load(open(status))
-    except (OSError, ValueError):
-        doc = {}
-    if doc.get("ready") and doc.get("pid") == proc.pid:
-        print(json.dumps({"seconds": time.monotonic() - t0, "ok": doc["last_pass"]["ok"]}))
-        sys.exit(0)
-    if proc.poll() is not None:
-        sys.exit(f"tor-agent exited {proc.returncode}")
-    time.sleep(0.005)  # a measurement loop inside the node: polls the status file at 200 Hz
-sys.exit("tor-agent not ready within 30 s")
-"""
+STARTED = re.compile(r"first pass done ([\d.]+) s after its exec")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,26 +40,24 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 def daemon_pid(topo: lab.topology.Topology, node: str, name: str) -> int:
     return int(lab.node_run(topo, node, "cat", f"/run/frr/{name}.pid").stdout)
 
 
-def restart_once(topo: lab.topology.Topology, leaf: str, agent: str) -> float:
-    """Stop the leaf's agent, start it again, return seconds from exec to ready."""
+def restart_once(topo: lab.topology.Topology, leaf: str) -> float:
+    """Stop the leaf's agent, start it again as the lab does (`node-start agent`), return seconds from its exec
+    to its first pass done, as node-start measured them."""
     (old,) = lab.agent_daemons(topo, leaf)
     os.kill(old, 15)
     lab.wait_until(lambda: not Path(f"/proc/{old}").exists(), 30, 0.02, "the stopped agent to exit")
-    done = json.loads(lab.node_run(topo, leaf, "python3", "-c", START, agent, timeout=60).stdout)
-    if not done["ok"]:
+    said = lab.node_run(topo, leaf, str(lab.realise.NODE_START), "agent", timeout=60).stdout
+    status = json.loads(lab.node_run(topo, leaf, "cat", "/run/tor-agent/status.json").stdout)
+    if not status["last_pass"]["ok"]:
         raise RuntimeError(f"{leaf}: the restarted agent's first pass had problems (see /var/log/tor-agent.log)")
-    return float(done["seconds"])
+    found = STARTED.search(said)
+    if found is None:
+        raise RuntimeError(f"{leaf}: node-start agent said {said!r}")
+    return float(found[1])
 
 
 def timed_diff(topo: lab.topology.Topology, leaf: str, agent: str) -> float:
@@ -92,7 +72,7 @@ def verdict(ok: bool) -> str:
 
 def bench_start(topo: lab.topology.Topology, leaf: str, runs: int) -> None:
     agent = lab.realise.tools_env(topo)["TOR_AGENT"]
-    starts = [restart_once(topo, leaf, agent) for _ in range(runs)]
+    starts = [restart_once(topo, leaf) for _ in range(runs)]
     diffs = [timed_diff(topo, leaf, agent) for _ in range(runs)]
     start, diff = statistics.median(starts), statistics.median(diffs)
     print(
@@ -101,24 +81,32 @@ def bench_start(topo: lab.topology.Topology, leaf: str, runs: int) -> None:
     )
 
 
+def switches(topo: lab.topology.Topology) -> list[str]:
+    return [n.name for n in (*topo.by_role("leaf"), *topo.by_role("spine"))]
+
+
 def bench_idle(topo: lab.topology.Topology, seconds: float) -> None:
-    switches = [n.name for n in (*topo.by_role("leaf"), *topo.by_role("spine"))]
-    agents = {n: lab.agent_daemons(topo, n)[0] for n in switches}
-    ospfd = {n: daemon_pid(topo, n, "ospfd") for n in switches}
-    before = {n: (cpu_s(agents[n]), cpu_s(ospfd[n])) for n in switches}
+    agents = {n: lab.agent_daemons(topo, n)[0] for n in switches(topo)}
+    ospfd = {n: daemon_pid(topo, n, "ospfd") for n in agents}
+    before = {n: (cpu_s(agents[n]), cpu_s(ospfd[n])) for n in agents}
     time.sleep(seconds)  # the measurement window
     worst = 0.0
-    for n in switches:
+    for n in agents:
         agent = (cpu_s(agents[n]) - before[n][0]) / seconds * 100
         base = (cpu_s(ospfd[n]) - before[n][1]) / seconds * 100
         worst = max(worst, agent)
         ratio = f"{agent / base:.1f}x" if base else "n/a"
         print(f"idle CPU {n:<7} agent {agent:5.2f} % of a core, ospfd {base:5.2f} %, ratio {ratio}")
     print(f"idle CPU worst {worst:.2f} % over {seconds:g} s; target 0.2 %: {verdict(worst <= 0.2)}")
-    rss = {n: rss_mb(agents[n]) for n in switches}
-    bare = float(lab.node_run(topo, switches[0], "python3", "-c", BARE_RSS).stdout)
-    for n in switches:
-        print(f"RSS {n:<7} agent {rss[n]:5.1f} MB, ospfd {rss_mb(ospfd[n]):5.1f} MB, bare python3 {bare:.1f} MB")
+
+
+def bench_rss(topo: lab.topology.Topology) -> None:
+    nodes = switches(topo)
+    rss = {n: rss_mib({lab.agent_daemons(topo, n)[0]}) for n in nodes}
+    bare = float(lab.node_run(topo, nodes[0], "python3", "-c", BARE_RSS).stdout)
+    for n in nodes:
+        ospfd = rss_mib({daemon_pid(topo, n, "ospfd")})
+        print(f"RSS {n:<7} agent {rss[n]:5.1f} MB, ospfd {ospfd:5.1f} MB, bare python3 {bare:.1f} MB")
     top = max(rss.values())
     print(f"RSS worst {top:.1f} MB = {top / bare:.1f}x a bare python3; target 35 MB: {verdict(top <= 35)}")
 
@@ -138,6 +126,7 @@ def main(argv: list[str]) -> int:
         bench_start(topo, args.leaf, args.runs)
         lab.wait_healthy(topo)
         bench_idle(topo, args.idle_seconds)
+        bench_rss(topo)
     return 0
 
 
