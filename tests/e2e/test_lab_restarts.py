@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from labkit import REPO, Lab
-from test_underlay import agent
+from test_underlay import running_config, unhealthy
 
 from tor_agent.wait import WaitTimeout, wait_until
 
@@ -31,7 +31,7 @@ def switch_state(lab: Lab, node: str) -> dict[str, Any]:
     interfaces = lab.json(node, "ovs-vsctl", "--format=json", columns, "list", "Interface")
     routes = lab.json(node, "ip", "-j", "-4", "route", "show", "table", "main")
     return {
-        "frr": lab.exec(node, "vtysh", "-c", "show running-config").stdout.splitlines(),
+        "frr": running_config(lab, node).splitlines(),
         "addresses": sorted(
             (a["ifname"], i["local"], i["prefixlen"])
             for a in lab.json(node, "ip", "-j", "-4", "address", "show")
@@ -81,10 +81,6 @@ def alive(lab: Lab, node: str, pid: int) -> bool:
     return lab.exec(node, "kill", "-0", str(pid), check=False).returncode == 0
 
 
-def verifies(lab: Lab, node: str) -> bool:
-    return agent(lab, node, "verify", "/etc/tor-agent/agent.yaml").returncode == 0
-
-
 def test_agent_killed_and_restarted_changes_nothing_and_flaps_nothing(converged: Lab) -> None:
     leaf = converged.role("leaf")[0]
     # a fresh lab's tunnel BFD may still be coming up (its first transition counts as a flap)
@@ -104,13 +100,13 @@ def test_agent_killed_and_restarted_changes_nothing_and_flaps_nothing(converged:
     for name, (identity, uptime) in up_before.items():
         assert up_after[name][0] == identity and up_after[name][1] >= uptime, (name, up_before, up_after)
     assert tunnel_bfd(converged, leaf) == bfd
-    assert verifies(converged, leaf)
+    assert unhealthy(converged) == []
 
 
 @pytest.mark.parametrize("daemon", ["zebra", "ospfd"])
 def test_frr_daemon_killed_everything_comes_back_with_no_tunnel_renumbered(converged: Lab, daemon: str) -> None:
-    """A leaf's zebra or ospfd dies; watchfrr starts it again. The leaf's own tunnels stay (no OSPF route at
-    all: left as they are), the other leaves hold theirs to it (overlay.tunnels.hold_down_s)."""
+    """A leaf's zebra or ospfd dies; watchfrr starts it again and every switch verifies. The leaf's own tunnels
+    stay (no OSPF route at all: left as they are), the other leaves hold theirs to it (hold_down_s)."""
     leaves = converged.role("leaf")
     leaf = leaves[0]
     before = {n: switch_state(converged, n) for n in leaves}
@@ -122,7 +118,7 @@ def test_frr_daemon_killed_everything_comes_back_with_no_tunnel_renumbered(conve
         return pid.isdigit() and int(pid) != old and alive(converged, leaf, int(pid))
 
     wait_until(restarted, RESTART_BUDGET_S, 0.2, f"watchfrr to start {daemon} again")
-    wait_until(lambda: all(verifies(converged, n) for n in leaves), RESTART_BUDGET_S, 0.5, "every leaf to verify")
+    wait_until(lambda: unhealthy(converged) == [], RESTART_BUDGET_S, 0.5, "every switch to verify")
     with contextlib.suppress(WaitTimeout):  # the assert below shows what differs
         wait_until(lambda: {n: switch_state(converged, n) for n in leaves} == before, RESTART_BUDGET_S, 0.5, "")
     assert {n: switch_state(converged, n) for n in leaves} == before
