@@ -348,20 +348,30 @@ def test_both_stopped_traffic_that_flows_keeps_flowing(two: Setup) -> None:
     assert done.returncode == 1 and "no controller connected" in done.stdout, done.stdout
 
 
+def two_seconds_into_backoff(lab: Lab, leaf: str, target: str) -> None:
+    """Start `leaf`'s OVS backoff for the (stopped) controller `target` afresh at a known time and return 2 s
+    into its first 8 s wait: the row gets the other spelling of the target (a new connection: 1 + 2 + 4 s of
+    failures, then waits of 8 s; a keeper may have left either spelling), and the wait starts when OVS logs
+    its backoff for it once more."""
+    rows = lab.json(leaf, "ovs-vsctl", "--format=json", "--columns=_uuid,target", "list", "Controller")["data"]
+    uuid, now = next((u[1], t) for u, t in rows if t in (target, alternate_target(target)))
+    spelled = target if now != target else alternate_target(target)
+    mark = f"{spelled}: continuing to retry connections in the background"
+    log = "/var/log/openvswitch/ovs-vswitchd.log"
+    marks = lambda: lab.exec(leaf, "cat", log).stdout.count(mark)  # noqa: E731
+    before = marks()
+    lab.exec(leaf, "ovs-vsctl", "set", "Controller", uuid, f'target="{spelled}"')
+    wait_for(lambda: marks() > before, 20, f"{leaf}'s OVS to back off to 8 s")
+    entered = time.monotonic()  # the return is placed at a known point of that wait
+    wait_for(lambda: time.monotonic() - entered >= 2.0, 3, "2 s into the backoff")
+
+
 def test_controller_back_reconnected_within_2s_vs_plain_ovs_backoff(two: Setup, record: Record) -> None:
     lab = two.lab
     target_a = two.targets[0]
     with failover.paused_agents(lab.topo, lab.role("leaf")):  # their keepers would act too
-        # leaf3 has no keeper. Start its OVS's backoff afresh at a known time (a new spelling of A's target: a new
-        # connection, 1 + 2 + 4 s of failures, then waits of 8 s), and bring A back 2 s into the first 8 s wait.
-        uuid = lab.exec("leaf3", "ovs-vsctl", "--bare", "--columns=_uuid", "find", "Controller", f'target="{target_a}"')
-        spelled = alternate_target(target_a)
-        lab.exec("leaf3", "ovs-vsctl", "set", "Controller", uuid.stdout.strip(), f'target="{spelled}"')
-        mark = f"{spelled}: continuing to retry connections in the background"
-        log = "/var/log/openvswitch/ovs-vswitchd.log"
-        wait_for(lambda: mark in lab.exec("leaf3", "cat", log).stdout, 20, "leaf3's OVS to back off to 8 s")
-        entered = time.monotonic()  # the return is placed at a known point of that wait
-        wait_for(lambda: time.monotonic() - entered >= 2.0, 3, "2 s into the backoff")
+        # leaf3 has no keeper: bring A back 2 s into its OVS's first 8 s wait
+        two_seconds_into_backoff(lab, "leaf3", target_a)
         two.a.start()
         dpids = {leaf: dpid(lab, leaf) for leaf in lab.role("leaf")}
         wait_for(
@@ -386,19 +396,7 @@ def test_the_agents_own_keeper_reconnects_within_2s(two: Setup, record: Record) 
     lab = two.lab
     target_a = two.targets[0]
     two.a.stop()
-    # OVS's backoff afresh at a known time, as above: A's row gets its other spelling (the keepers may have left
-    # either one), and the wait starts when OVS logs its backoff for it once more
-    rows = lab.json("leaf3", "ovs-vsctl", "--format=json", "--columns=_uuid,target", "list", "Controller")["data"]
-    uuid, now = next((u[1], t) for u, t in rows if t in (target_a, alternate_target(target_a)))
-    spelled = target_a if now != target_a else alternate_target(target_a)
-    mark = f"{spelled}: continuing to retry connections in the background"
-    log = "/var/log/openvswitch/ovs-vswitchd.log"
-    marks = lambda: lab.exec("leaf3", "cat", log).stdout.count(mark)  # noqa: E731
-    before = marks()
-    lab.exec("leaf3", "ovs-vsctl", "set", "Controller", uuid, f'target="{spelled}"')
-    wait_for(lambda: marks() > before, 20, "leaf3's OVS to back off to 8 s")
-    entered = time.monotonic()
-    wait_for(lambda: time.monotonic() - entered >= 2.0, 3, "2 s into the backoff")
+    two_seconds_into_backoff(lab, "leaf3", target_a)
     two.a.start()
     leaf3 = dpid(lab, "leaf3")
     wait_for(lambda: two.a.connections().get(leaf3, 0) >= two.a.listening_at, 12, "leaf3 on A")
