@@ -19,7 +19,8 @@ import test_controllers as ctl
 from ovs_sandbox import OvsSandbox
 from ovs_testlib import make_intent
 
-from tor_agent.health.controllers import Endpoint, established_connections
+from tor_agent.health.controllers import Endpoint
+from tor_agent.net.sockets import established_tcp
 from tor_agent.ovs.connection import OvsConnection
 from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings, TcpProber, tcp_connect
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
@@ -63,7 +64,7 @@ def keeping(sandbox: OvsSandbox) -> Iterator[Keeping]:
         conn,
         settings,
         prober=TcpProber(settings.probe_timeout_s, connect),
-        sockets=lambda: ctl.in_netns(sandbox.netns, established_connections),
+        sockets=lambda: ctl.in_netns(sandbox.netns, established_tcp),
     )
     loop = OverlayLoop(OverlayReconciler(conn, desired), conn, full_every=3600, sidecar=keeper)
     thread = threading.Thread(target=loop.run, name="overlay-loop")

@@ -20,8 +20,7 @@ from typing import Any, Literal
 from tor_agent.config.schema import Intent
 from tor_agent.health.finding import Finding
 from tor_agent.model.overlay import canonical_target, desired_controllers
-from tor_agent.net.sockets import Connection as Connection  # re-exported: the keeper and tests use them
-from tor_agent.net.sockets import Endpoint as Endpoint
+from tor_agent.net.sockets import Endpoint as Endpoint  # re-exported: tests use it
 from tor_agent.net.sockets import established_tcp
 from tor_agent.ovs.state import ControllerState, SslState
 
@@ -241,11 +240,6 @@ def endpoint(target: str) -> Endpoint | None:
         return ipaddress.ip_address(host.strip("[]")), int(port)
     except ValueError:
         return None
-
-
-def established_connections() -> frozenset[Connection]:
-    """(local port, remote endpoint) of every ESTABLISHED TCP connection in this thread's namespace (OSError)."""
-    return established_tcp()
 
 
 def established_endpoints() -> frozenset[Endpoint]:

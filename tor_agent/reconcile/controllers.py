@@ -39,17 +39,15 @@ from typing import Literal, Protocol
 from tor_agent.config.schema import Intent
 from tor_agent.health.controllers import (
     DEFAULT_GRACE_S,
-    Connection,
     ControllerAlarm,
     ControllersStatus,
     ControllerStatus,
-    Endpoint,
     alarm_grace_s,
     endpoint,
-    established_connections,
     judge,
 )
 from tor_agent.model.overlay import desired_controllers
+from tor_agent.net.sockets import Connection, Endpoint, established_tcp
 from tor_agent.ovs.errors import OvsError
 from tor_agent.ovs.state import Action, ApplyResult, ControllerState, ReconnectController
 
@@ -423,7 +421,7 @@ class ControllerKeeper:
     driver: ControllerDriver
     settings: KeepaliveSettings
     prober: TcpProber | None = None
-    sockets: Callable[[], frozenset[Connection]] | None = established_connections
+    sockets: Callable[[], frozenset[Connection]] | None = established_tcp
     clock: Callable[[], float] = time.monotonic
     policy: KeepalivePolicy = field(init=False)
 
