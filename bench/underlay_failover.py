@@ -60,7 +60,8 @@ PROBE_SPORTS = (47001, 47002, 47003, 47004)
 PROBE_INTERVAL_S = 0.002
 DATAGRAM = struct.Struct("!QQ")  # sequence number, send time (CLOCK_MONOTONIC ns: one clock for every namespace)
 NFT_TABLE = "tor_agent_failover"
-ENGINE_LOCK = "/run/tor-agent/engine.lock"  # tor_agent.reconcile.engine.LOCK_FILE, inside a node
+ENGINE_LOCK = "/run/tor-agent/engine.lock"  # tor_agent.reconcile.lock.LOCK_FILE, inside a node
+CONTROL_SOCKET = "/run/tor-agent/control.sock"  # tor_agent.daemon.paths.CONTROL_SOCKET, inside a node
 HEALTHY_BUDGET_S = 30.0  # BFD's slow start plus an OSPF adjacency coming back
 FLOWING_BUDGET_S = 10.0
 PROGRESS_S = 0.1
@@ -219,8 +220,11 @@ def paused_agents(topo: topology.Topology, nodes: Sequence[str]) -> Iterator[lis
     is not repaired behind the caller's back; resume them (SIGCONT) afterwards.
 
     Each is stopped while this process holds the node's engine lock (the one `tor-agent apply` and the
-    daemon take for a pass), so it is never stopped half way through a pass, holding the lock."""
+    daemon take for a pass), so it is never stopped half way through a pass, holding the lock. Its control
+    socket is moved aside meanwhile, so that the node's `tor-agent apply` finds no daemon and applies itself,
+    as on a switch where the service is stopped."""
     stopped: list[int] = []
+    hidden: list[Path] = []
     try:
         for node in nodes:
             pids = agent_daemons(topo, node)
@@ -231,21 +235,32 @@ def paused_agents(topo: topology.Topology, nodes: Sequence[str]) -> Iterator[lis
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGSTOP)
                         stopped.append(pid)
+            socket = node_path(topo, node, CONTROL_SOCKET)
+            with contextlib.suppress(FileNotFoundError):
+                socket.rename(socket.with_name(socket.name + ".paused"))
+                hidden.append(socket)
         yield stopped
     finally:
+        for socket in hidden:
+            socket.with_name(socket.name + ".paused").rename(socket)
         for pid in stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+def node_path(topo: topology.Topology, node: str, path: str) -> Path:
+    """`path` inside `node`'s private tree, as the host sees it (through the node holder's root)."""
+    st = state.load(topo.name)
+    if st is None or node not in st.holders:
+        raise RuntimeError(f"lab {topo.name} is not up")
+    return Path(f"/proc/{st.holders[node]}/root") / path.lstrip("/")
 
 
 @contextlib.contextmanager
 def engine_lock(topo: topology.Topology, node: str) -> Iterator[None]:
     """Hold `node`'s engine lock (tor_agent.reconcile.engine's flock on the node's /run/tor-agent/engine.lock),
     through the node holder's view of its private /run."""
-    st = state.load(topo.name)
-    if st is None or node not in st.holders:
-        raise RuntimeError(f"lab {topo.name} is not up")
-    path = Path(f"/proc/{st.holders[node]}/root") / ENGINE_LOCK.lstrip("/")
+    path = node_path(topo, node, ENGINE_LOCK)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

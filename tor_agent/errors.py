@@ -43,6 +43,20 @@ class ConfigError(TorAgentError):
 
 
 class RuntimeFailure(TorAgentError):
-    """A daemon or the switch did not do what was asked."""
+    """A daemon or the switch did not do what was asked.
+
+    `retryable`: a daemon did not answer (not running, restarting, timed out), so the same request may well
+    work a moment later; the daemon then retries soon instead of waiting for its next periodic pass.
+    """
 
     exit_code = EXIT_RUNTIME
+    retryable = False
+
+
+class PartMissing(RuntimeFailure):
+    """A part the intent names is not there (an interface not cabled yet, renamed): it alone is skipped,
+    everything else is applied, and it is configured when it appears. `subject` names it for reports."""
+
+    def __init__(self, subject: str, message: str) -> None:
+        self.subject = subject
+        super().__init__(f"{subject}: {message}")

@@ -34,7 +34,7 @@ sock.bind(sock_path)
 sock.settimeout(0.2)
 env = {**os.environ, "NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"}
 log = open(f"{work}/agent.log", "wb")
-argv = [agent, "run", "--config", config, "--status-file", status]
+argv = [agent, "run", "--config", config, "--status-file", status, "--control-socket", f"{work}/control.sock"]
 proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
 got, start, out = [], time.monotonic(), {}
 

@@ -19,18 +19,22 @@ import pytest
 from click.testing import CliRunner
 from frrnode import FrrNode, link, veth
 
-from tor_agent.cli import apply as cli_apply
 from tor_agent.cli import main
-from tor_agent.config import load
-from tor_agent.frr.apply import ApplyFailed, ConfigRefused, DaemonsDown, FrrDriver, NotApplied
+from tor_agent.config import Intent, load
+from tor_agent.frr.apply import ApplyFailed, ConfigRefused, DaemonsDown, FrrApplyResult, FrrDriver, NotApplied
 from tor_agent.frr.config_tree import parse_config
 from tor_agent.frr.delta import Scope, compute_delta
 from tor_agent.frr.ledger import InterfaceLedger
 from tor_agent.frr.vtysh import Configured, Running, Session, Vtysh
-from tor_agent.net import LinkResult
+from tor_agent.model.links import LinksSpec
+from tor_agent.net import KernelState, LinkResult, LinksPlan
 from tor_agent.ovs.routes import OvsRouteTable
-from tor_agent.reconcile.engine import DirectOverlay, Engine, EngineDrivers, EngineLock
-from tor_agent.reconcile.underlay import UnderlayDrivers, apply_underlay
+from tor_agent.reconcile import drivers as reconcile_drivers
+from tor_agent.reconcile import engine as reconcile_engine
+from tor_agent.reconcile.drivers import Drivers
+from tor_agent.reconcile.engine import Engine
+from tor_agent.reconcile.lock import EngineLock
+from tor_agent.reconcile.ovs_rows import OvsRows
 from tor_agent.render import render_frr
 from tor_agent.wait import wait_until
 
@@ -120,9 +124,19 @@ def intent_file(
 LINKS: list[Link] = [("eth1", "198.18.1.0/31", 10), ("eth2", "198.18.1.2/31", 10)]
 
 
-def drivers(node: FrrNode, tmp_path: Path, vtysh: Vtysh | None = None) -> UnderlayDrivers:
+def drivers(node: FrrNode, tmp_path: Path, vtysh: Vtysh | None = None) -> FrrDriver:
     ledger = InterfaceLedger.in_dir(tmp_path / f"state-{node.name}")
-    return UnderlayDrivers(FrrDriver(vtysh or node.vtysh(), ledger, config_file=node.frr_conf()))
+    return FrrDriver(vtysh or node.vtysh(), ledger, config_file=node.frr_conf())
+
+
+def apply_text(driver: FrrDriver, text: str) -> FrrApplyResult:
+    """The engine's FRR stage for a rendering: read, plan, apply."""
+    return driver.apply(driver.plan(text, driver.read()))
+
+
+def apply_underlay(intent: Intent, driver: FrrDriver) -> FrrApplyResult:
+    """The engine's FRR stage for an intent."""
+    return apply_text(driver, render_frr(intent))
 
 
 def leaf(make: MakeNode, name: str = "leaf1") -> FrrNode:
@@ -155,7 +169,7 @@ def test_apply_from_empty_then_second_apply_sends_nothing(frr_node: MakeNode, tm
     intent = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS)
     recording = RecordingVtysh(prefix=node.enter())
     first = apply_underlay(load(intent), drivers(node, tmp_path, recording))
-    assert first.changed and not first.frr.delta.notes and not first.frr.messages
+    assert first.changed and not first.delta.notes and not first.messages
     assert recording.calls == ["running", "check", "configure"]  # verified on the session's own read
     running = node.vtysh().running_config()
     rendered = render_frr(load(intent))
@@ -180,7 +194,7 @@ def test_every_golden_rendering_applies_and_round_trips(frr_node: MakeNode, tmp_
     node = frr_node(intent.node.hostname)
     assert apply_underlay(intent, drivers(node, tmp_path)).changed
     again = apply_underlay(intent, drivers(node, tmp_path))
-    assert not again.changed and not again.frr.delta.notes
+    assert not again.changed and not again.delta.notes
 
 
 def test_large_batch_is_verified_from_its_own_session(frr_node: MakeNode, tmp_path: Path) -> None:
@@ -189,7 +203,7 @@ def test_large_batch_is_verified_from_its_own_session(frr_node: MakeNode, tmp_pa
     intent = intent_file(tmp_path, "spine1", "198.18.0.1", links)
     recording = RecordingVtysh(prefix=node.enter())
     result = apply_underlay(load(intent), drivers(node, tmp_path, recording))
-    assert len(result.frr.delta.changes) > 800
+    assert len(result.delta.changes) > 800
     assert recording.calls == ["running", "check", "configure"]
     assert not owned_delta(node, intent)
 
@@ -238,12 +252,12 @@ def test_every_single_valued_command_is_overridden_in_place(frr_node: MakeNode, 
          "router_id": "198.18.0.2", "bandwidth": 2000, "lsa": 10, "paths": 8, "multiplier": 7, "interval": 200},
     ]  # fmt: skip
     driver = FrrDriver(node.vtysh(), config_file=node.frr_conf())
-    driver.apply(OVERRIDES.format(**values[0]))
+    apply_text(driver, OVERRIDES.format(**values[0]))
     for value in (values[1], values[0]):
-        result = driver.apply(OVERRIDES.format(**value))
+        result = apply_text(driver, OVERRIDES.format(**value))
         assert {c.op for c in result.delta.changes} == {"replace"} and len(result.delta.changes) == 14
         assert " no " not in result.delta.commands()
-    assert not driver.apply(OVERRIDES.format(**values[0])).changed
+    assert not apply_text(driver, OVERRIDES.format(**values[0])).changed
 
 
 def test_apply_persists_and_restart_brings_back_the_same(frr_node: MakeNode, tmp_path: Path) -> None:
@@ -306,7 +320,7 @@ def test_hand_made_lines_survive_apply(frr_node: MakeNode, tmp_path: Path) -> No
     result = apply_underlay(load(changed), drivers(node, tmp_path))
     running = node.vtysh().running_config().splitlines()
     assert all(line in running for line in hand_made), running
-    assert "interface eth9: OSPF lines not made by tor-agent, left as they are" in result.frr.delta.notes
+    assert "interface eth9: OSPF lines not made by tor-agent, left as they are" in result.delta.notes
     assert not owned_delta(node, changed, ["eth2"])
     routes = node.show_json("show ip route 10.0.0.0/8 json")
     assert routes["10.0.0.0/8"][0]["protocol"] == "static"
@@ -317,7 +331,7 @@ def test_uplink_leaving_the_intent_loses_only_its_ospf_lines(frr_node: MakeNode,
     apply_underlay(load(intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS)), drivers(node, tmp_path))
     vty(node, "interface eth2", "description spare uplink")
     result = apply_underlay(load(intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS[:1])), drivers(node, tmp_path))
-    assert {c.path for c in result.frr.delta.changes} == {("interface eth2",)}
+    assert {c.path for c in result.delta.changes} == {("interface eth2",)}
     stanza = parse_config(node.vtysh().running_config()).lines(("interface eth2",))
     assert stanza == ("description spare uplink",)
     assert InterfaceLedger.in_dir(tmp_path / "state-leaf1").load() == {"lo", "eth1"}
@@ -344,7 +358,7 @@ def test_text_frr_parser_refuses_changes_nothing(frr_node: MakeNode, tmp_path: P
     recording = RecordingVtysh(prefix=node.enter())
     broken = "interface eth1\n ip ospf cost 20\n ip ospf no-such-thing\nexit\nrouter ospf\nexit\nend\n"
     with pytest.raises(ConfigRefused, match=r"rendered line 3 `ip ospf no-such-thing`: % Unknown command") as info:
-        FrrDriver(recording, InterfaceLedger.in_dir(tmp_path / "state-leaf1")).apply(broken)
+        apply_text(FrrDriver(recording, InterfaceLedger.in_dir(tmp_path / "state-leaf1")), broken)
     assert "nothing was changed" in str(info.value)
     assert recording.calls == ["running", "check"]
     assert node.vtysh().running_config() == before
@@ -377,8 +391,8 @@ def test_refused_line_the_configuration_does_not_need_is_reported(frr_node: Make
     changed = intent_file(tmp_path, "leaf1", "198.18.0.11", LINKS, maximum_paths=4)
     result = apply_underlay(load(changed), drivers(node, tmp_path, JunkVtysh(prefix=node.enter())))
     assert result.changed and not owned_delta(node, changed)
-    assert [m.line for m in result.frr.messages] == ["ip ospf area 0.0.0.9"]
-    assert "Must remove previous area config" in result.frr.messages[0].message
+    assert [m.line for m in result.messages] == ["ip ospf area 0.0.0.9"]
+    assert "Must remove previous area config" in result.messages[0].message
 
 
 def test_verify_failure_rolls_back(frr_node: MakeNode, tmp_path: Path) -> None:
@@ -410,7 +424,7 @@ def test_daemon_down_is_refused_before_any_change(frr_node: MakeNode, tmp_path: 
 
 
 class NoLinks:
-    """The engine's kernel port with nothing to do (the test's FRR node has the links)."""
+    """The engine's links driver and kernel reader with nothing to do (the test's FRR node has the links)."""
 
     def macs(self) -> dict[str, str]:
         return {}
@@ -418,11 +432,14 @@ class NoLinks:
     def routes(self) -> tuple[()]:
         return ()
 
-    def plan_links(self, intent: object) -> tuple[()]:
-        return ()
+    def read(self) -> KernelState:
+        return KernelState({}, {}, None)
 
-    def apply_links(self, intent: object) -> LinkResult:
-        return LinkResult((), ())
+    def plan(self, spec: LinksSpec, state: KernelState) -> LinksPlan:
+        return LinksPlan(spec)
+
+    def apply(self, plan: LinksPlan) -> LinkResult:
+        return LinkResult()
 
 
 def test_cli_reports_a_failed_apply_with_exit_1(
@@ -435,10 +452,11 @@ def test_cli_reports_a_failed_apply_with_exit_1(
     failing = drivers(node, tmp_path, RefusingVtysh(prefix=node.enter()))
     # In this process, on the host: FRR is the node's (refusing), the kernel links stage has nothing to do and
     # the engine lock is in tmp_path; nothing of the host is read or written.
-    drivers_ = EngineDrivers(failing, NoLinks(), DirectOverlay(), OvsRouteTable())
-    monkeypatch.setattr(cli_apply.EngineDrivers, "default", classmethod(lambda cls, state_dir: drivers_))
-    monkeypatch.setattr(cli_apply, "Engine", functools.partial(Engine, lock=EngineLock(tmp_path / "engine.lock")))
-    result = CliRunner().invoke(main, ["apply", str(changed)])
+    drivers_ = Drivers(failing, NoLinks(), OvsRows(), OvsRouteTable(), NoLinks())
+    monkeypatch.setattr(reconcile_drivers, "switch_drivers", lambda state_dir: drivers_)
+    locked = functools.partial(Engine, lock=EngineLock(tmp_path / "engine.lock"))
+    monkeypatch.setattr(reconcile_engine, "Engine", locked)
+    result = CliRunner().invoke(main, ["apply", "--control-socket", str(tmp_path / "no-agent.sock"), str(changed)])
     assert result.exit_code == 1
     assert "tor-agent: FRR verify failed" in result.output and "rolled back" in result.output
     assert "Traceback" not in result.output

@@ -2,8 +2,8 @@
 
 Every FRR daemon runs inside its node's namespace with its own socket directory (`--vty_socket`, `-z`,
 `--bfdctl`), so it never meets the host's FRR or another node's. Links and addresses are put in place by
-tor-agent's own `LinksDriver.apply`, FRR is configured from tor-agent's own rendering (the intents set the
-LSA timers to 0: FRR's defaults add 5-15 s to convergence, DESIGN.md §4) plus a lab-only SPF timer.
+tor-agent's own links driver, FRR is configured from tor-agent's own rendering (the intents set the
+LSA timers to 0: FRR's defaults add 5-15 s to convergence, docs/design.md, fact 15) plus a lab-only SPF timer.
 `down()` kills every process started here, by pid, and deletes the namespaces and directories.
 
     leaf1 eth1 198.18.1.1/31 ---- 198.18.1.0/31 eth1 spine1 eth2 (unnumbered) ---- eth1 (unnumbered) leaf2
@@ -21,13 +21,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from links_stage import converge_links
 from nsutil import Netns, sh
 
 from tor_agent.config import Intent, load_text
 from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health import Degraded, UnderlayState, collect, verify
 from tor_agent.health.underlay import bfd_enabled
-from tor_agent.net import LinksDriver, kernel_routes
+from tor_agent.net import kernel_routes
 from tor_agent.render import render_frr
 from tor_agent.wait import wait_until
 
@@ -207,7 +208,7 @@ class Fabric:
                 na.ip("link", "add", ifa, "type", "veth", "peer", "name", f"t{tag}", "netns", nb.name)
                 nb.ip("link", "set", f"t{tag}", "name", ifb)
             for node in self.nodes.values():
-                node.ns.run(LinksDriver(owned_file=node.workdir / "addresses.json").apply, node.intent)
+                node.ns.run(converge_links, node.workdir / "addresses.json", node.intent)
                 node.start_frr()
         except BaseException:
             self.down()

@@ -9,10 +9,11 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
+from links_stage import converge, converge_links, planned
 from nsutil import Netns
 
 from tor_agent.config import Intent, load_text
-from tor_agent.net import LinkResult, LinksDriver, NetlinkFailure, NoSuchInterface
+from tor_agent.net import LinkResult, NetlinkFailure, NoSuchInterface
 from tor_agent.net.actions import AddAddress, RemoveAddress, SetNftDropPorts
 from tor_agent.net.netlink import Netlink
 from tor_agent.net.state import LinkState
@@ -66,7 +67,7 @@ def taps(ns: Netns, *names: str) -> None:
 
 
 def apply(ns: Netns, intent: Intent, owned: Path) -> LinkResult:
-    return ns.run(LinksDriver(owned_file=owned).apply, intent)
+    return ns.run(converge_links, owned, intent)
 
 
 def snapshot(ns: Netns) -> str:
@@ -116,7 +117,7 @@ def test_second_apply_is_a_no_op(make_netns: MakeNetns, owned: Path) -> None:
     result = apply(ns, intent, owned)
     assert result.applied == () and not result.changed
     assert snapshot(ns) == before
-    assert ns.run(LinksDriver(owned_file=owned).plan, intent) == ()
+    assert not ns.run(planned, owned, intent)
 
 
 def test_intent_change_moves_our_addresses_and_leaves_hand_added_ones(make_netns: MakeNetns, owned: Path) -> None:
@@ -161,16 +162,22 @@ def test_a_recreated_interface_is_another_one(make_netns: MakeNetns, owned: Path
     assert "eth2" not in {e["ifname"] for e in recorded}
 
 
-def test_missing_interface_is_an_error_and_changes_nothing(make_netns: MakeNetns, owned: Path) -> None:
+def test_a_missing_interface_is_skipped_and_set_up_when_it_appears(make_netns: MakeNetns, owned: Path) -> None:
     ns = make_netns("spine")
     veths(ns, "eth1")
-    before = snapshot(ns)
-    with pytest.raises(NoSuchInterface) as e:
-        apply(ns, spine(NUMBERED, UNNUMBERED), owned)
-    assert str(e.value) == "underlay.uplinks[1] eth2: no such interface (nothing was changed)"
-    assert e.value.exit_code == 1
-    assert snapshot(ns) == before
-    assert not owned.exists()
+    intent = spine(NUMBERED, UNNUMBERED)
+    plan, result = ns.run(converge, owned, intent)
+    (missing,) = plan.findings()
+    assert isinstance(missing, NoSuchInterface) and missing.subject == "underlay.uplinks[1] eth2"
+    assert str(missing) == "underlay.uplinks[1] eth2: no such interface (set up when it appears)"
+    assert result.errors == ()  # the rest went through
+    assert ns.addresses("eth1") == {"198.18.1.0/31"} and "UP" in ns.link("eth1")["flags"]
+    assert ns.addresses("lo") == {"127.0.0.1/8", "198.18.0.1/32"}
+    veths(ns, "eth2")  # cabled now
+    plan, result = ns.run(converge, owned, intent)
+    assert plan.missing == () and result.changed
+    assert ns.addresses("eth2") == {"198.18.0.1/32"} and "UP" in ns.link("eth2")["flags"]
+    assert not ns.run(planned, owned, intent)
 
 
 def test_netdev_leaf_addresses_on_bridges_ports_shielded(make_netns: MakeNetns, owned: Path) -> None:

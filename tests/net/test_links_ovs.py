@@ -1,4 +1,4 @@
-"""The links driver on a netdev leaf whose uplink bridges a real userspace OVS made (DESIGN.md §2).
+"""The links driver on a netdev leaf whose uplink bridges a real userspace OVS made (docs/design.md §8).
 
 The bridges are created here with ovs-vsctl the way the OVS driver lays them out (a netdev bridge per
 uplink holding the physical port, `mtu_request` on its internal port), inside the namespace of a private
@@ -17,12 +17,12 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
+from links_stage import planned
 from nsutil import Netns
 from ovs_sandbox import OvsSandbox, missing_binaries
 from prerequisites import skip_or_fail
 from test_links_netns import apply, netdev_leaf
 
-from tor_agent.net import LinksDriver
 from tor_agent.net.actions import AddAddress
 from tor_agent.wait import wait_until
 
@@ -66,7 +66,7 @@ def test_netdev_uplink_bridges_from_ovs(ovs: tuple[OvsSandbox, Netns], tmp_path:
 
     box.restart_vswitchd()  # its internal ports are persistent tap devices: they keep index and addresses
     assert ns.link("br-eth1")["ifindex"] == old_index
-    assert ns.run(LinksDriver(owned_file=owned).plan, intent) == ()
+    assert not ns.run(planned, owned, intent)
 
     # The bridge deleted and made again (by the OVS driver or by hand) is another interface.
     box.vsctl("del-br", "br-eth1")
@@ -92,4 +92,4 @@ def test_netdev_uplink_bridges_from_ovs(ovs: tuple[OvsSandbox, Netns], tmp_path:
     assert ns.addresses("br-eth1") == {"198.18.1.1/31", "198.18.0.11/32"}
     recorded = {(e["ifname"], e["ifindex"]) for e in json.loads(owned.read_text())["addresses"]}
     assert ("br-eth1", old_index) not in recorded and ("br-eth1", ns.link("br-eth1")["ifindex"]) in recorded
-    assert ns.run(LinksDriver(owned_file=owned).plan, intent) == ()
+    assert not ns.run(planned, owned, intent)

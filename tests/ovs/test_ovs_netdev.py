@@ -1,4 +1,4 @@
-"""Userspace datapath uplinks (DESIGN.md §2): each uplink is an OVS bridge holding the physical port, whose
+"""Userspace datapath uplinks (docs/design.md §8): each uplink is an OVS bridge holding the physical port, whose
 internal port carries the uplink's MTU and the physical port's MAC. Checked in the kernel with iproute2.
 """
 

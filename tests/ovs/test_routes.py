@@ -40,7 +40,7 @@ def test_apply_moves_and_deletes_and_second_plan_is_empty(sandbox: OvsSandbox) -
     wanted = {v: [A, B] for v in VTEPS}
     first = plan_routes(wanted, table.show(), BRIDGES)
     result = table.apply(first)
-    assert not result.failures and len(result.applied) == len(VTEPS)
+    assert not result.errors and len(result.applied) == len(VTEPS)
     assert set(user_routes(table).values()) == set(first.add)
     assert not plan_routes(wanted, table.show(), BRIDGES)
 
@@ -104,7 +104,7 @@ def test_refused_route_is_reported_and_the_rest_applied(sandbox: OvsSandbox) -> 
     bad = Nexthop("br-eth1", IPv4Address("10.9.9.9"))  # no route to this gateway
     result = table.apply(plan_routes({VTEPS[0]: [bad], VTEPS[1]: [A]}, (), BRIDGES))
     assert result.applied == (f"route {VTEPS[1]}/32 dev {A}",)
-    assert len(result.failures) == 1 and "Error while inserting route" in result.failures[0]
+    assert len(result.errors) == 1 and "Error while inserting route" in str(result.errors[0])
 
 
 def test_unreachable_vswitchd_raises(sandbox: OvsSandbox) -> None:

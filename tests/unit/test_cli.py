@@ -73,9 +73,11 @@ def test_check_missing_file() -> None:
     assert code == 2 and err.startswith("/nonexistent/agent.yaml: no such file")
 
 
-def test_missing_argument_is_usage_error() -> None:
-    code, _, err = run("check")
-    assert code == 2 and "Missing argument 'CONFIG'" in err
+def test_config_defaults_to_the_switchs_own_file_or_the_environment(tmp_path: Path) -> None:
+    result = runner().invoke(main, ["check"], env={"TOR_AGENT_CONFIG": None})
+    assert result.exit_code == 2 and result.stderr.startswith("/etc/tor-agent/agent.yaml: no such file")
+    result = runner().invoke(main, ["check"], env={"TOR_AGENT_CONFIG": LEAF})
+    assert result.exit_code == 0 and result.stdout == f"{LEAF}: ok (leaf leaf1, 2 uplinks)\n"
 
 
 @pytest.mark.parametrize("command", [[], ["check"], ["render"]])

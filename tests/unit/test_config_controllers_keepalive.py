@@ -122,6 +122,7 @@ def b_down_for_30_s(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health_cli, "read_controllers", ovs)
     monkeypatch.setattr(controllers_cli, "read_controllers", ovs)
     monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))
+    monkeypatch.setattr(health_cli, "check_parts", lambda intent, only=None: [])  # the host's own links
 
 
 def alarms_of(*args: str) -> tuple[int, list[tuple[str, str]]]:

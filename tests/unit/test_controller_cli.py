@@ -57,6 +57,7 @@ def recorded_ovs(monkeypatch: pytest.MonkeyPatch, connected: bool | None, **stat
     monkeypatch.setattr(health_cli, "read_controllers", ovs)
     monkeypatch.setattr(controllers_cli, "read_controllers", ovs)
     monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))  # not these tests' subject
+    monkeypatch.setattr(health_cli, "check_parts", lambda intent, only=None: [])  # the host's own links
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -19,6 +19,7 @@ from tor_agent.model.overlay import (
     canonical_target,
     desired_ovs,
 )
+from tor_agent.ovs.plan import diff_overlay
 from tor_agent.ovs.state import (
     AddController,
     ControllerState,
@@ -29,7 +30,6 @@ from tor_agent.ovs.state import (
     SslState,
     UpdateController,
 )
-from tor_agent.reconcile.overlay import diff_overlay
 
 A, B = "tcp:203.0.113.10:6653", "tcp:203.0.113.11:6653"
 LEAF: dict[str, Any] = {

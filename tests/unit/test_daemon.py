@@ -1,10 +1,10 @@
 """`tor-agent run` (tor_agent.daemon) with in-memory drivers: start, READY/WATCHDOG/STATUS, retry until the
-daemons answer, netlink events, SIGHUP reload (a bad file changes nothing), SIGTERM (exit 0), exit 2."""
+daemons answer, netlink events, SIGHUP reload (a bad file changes nothing), `apply` through the control socket,
+SIGTERM (exit 0), exit 2."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -16,12 +16,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_engine import ECMP, LEAF, Fakes, ospf
+from engine_fakes import ECMP, Fakes, ospf
+from test_engine import LEAF
 
-from tor_agent.daemon import Daemon, DaemonOptions, SdNotify
+from tor_agent.daemon.control import request
+from tor_agent.daemon.notify import SdNotify
+from tor_agent.daemon.service import Daemon, DaemonOptions
 from tor_agent.frr.apply import DaemonsDown
 from tor_agent.net import NetlinkChanges
-from tor_agent.reconcile.engine import EngineDrivers
+from tor_agent.reconcile.drivers import Drivers
 from tor_agent.wait import wait_until
 
 
@@ -102,9 +105,14 @@ class Running:
 def start(tmp_path: Path, sock: socket.socket | None, fakes: Fakes, config: Path) -> Running:
     monitor = FakeMonitor()
     options = DaemonOptions(
-        config=config, full_every=60.0, debounce=0.01, status_file=tmp_path / "status.json", lock=tmp_path / "lock"
+        config=config,
+        full_every=60.0,
+        debounce=0.01,
+        status_file=tmp_path / "status.json",
+        lock=tmp_path / "lock",
+        control_socket=tmp_path / "control.sock",
     )
-    drivers: Callable[[Path], EngineDrivers] = lambda _state_dir: fakes.engine(tmp_path).drivers  # noqa: E731
+    drivers: Callable[[Path], Drivers] = lambda _state_dir: fakes.drivers()  # noqa: E731
     notify = SdNotify(sock.getsockname() if sock is not None else None, watchdog_usec=30_000_000)
     daemon = Daemon(options, drivers=drivers, notify=notify, monitor=lambda: monitor)  # type: ignore[arg-type,return-value]
     return Running(daemon, fakes, monitor, options.status_file)
@@ -132,7 +140,7 @@ def test_invalid_intent_at_start_exits_2_and_changes_nothing(tmp_path: Path) -> 
     bad.write_text("version: 1\nnode: {}\n")
     fakes = Fakes()
     assert start(tmp_path, None, fakes, bad).daemon.run() == 2
-    assert fakes.kernel.calls == [] and fakes.overlay.converged == []
+    assert fakes.kernel.calls == [] and fakes.ovs.converged == [] and fakes.frr.calls == []
 
 
 def test_first_pass_then_ready_watchdog_status_and_clean_exit(tmp_path: Path, notify_socket: socket.socket) -> None:
@@ -144,7 +152,7 @@ def test_first_pass_then_ready_watchdog_status_and_clean_exit(tmp_path: Path, no
     assert sent[0] == "WATCHDOG=1"
     assert any(m.startswith("READY=1") for m in sent)
     assert any(m.startswith("STATUS=leaf1: ready; full pass:") for m in sent)
-    assert fakes.kernel.calls[:2] == ["macs", "apply_links"]
+    assert fakes.kernel.calls[0] == "macs" and len(fakes.links.applied) == 1
 
 
 def test_first_pass_is_retried_until_the_daemons_answer(tmp_path: Path, notify_socket: socket.socket) -> None:
@@ -157,8 +165,8 @@ def test_first_pass_is_retried_until_the_daemons_answer(tmp_path: Path, notify_s
         fakes.frr.error = None
         wait_until(lambda: r.status().get("ready"), 5, 0.01, "ready once FRR answers")
 
-    serve(running, lambda r: len(fakes.frr.calls) >= 1 and r.status(), not_ready_then_fixed)
-    assert len(fakes.frr.calls) >= 2 and running.daemon.ready
+    serve(running, lambda r: "apply" in fakes.frr.calls and r.status(), not_ready_then_fixed)
+    assert fakes.frr.calls.count("apply") >= 2 and running.daemon.ready
 
 
 def test_route_change_runs_an_overlay_pass_link_change_a_full_one(tmp_path: Path) -> None:
@@ -166,16 +174,16 @@ def test_route_change_runs_an_overlay_pass_link_change_a_full_one(tmp_path: Path
     running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
 
     def events(r: Running) -> None:
-        frr_before = len(fakes.frr.calls)
+        frr_before = fakes.frr.calls.count("apply")
         fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
         r.monitor.inject(NetlinkChanges(routes=True))
         wait_until(lambda: r.status()["last_pass"]["peers"], 5, 0.01, "an overlay pass with the new peer")  # type: ignore[index]
-        assert r.status()["last_pass"]["scope"] == "overlay" and len(fakes.frr.calls) == frr_before  # type: ignore[index]
+        assert r.status()["last_pass"]["scope"] == "overlay" and fakes.frr.calls.count("apply") == frr_before  # type: ignore[index]
         r.monitor.inject(NetlinkChanges(links=True))
-        wait_until(lambda: len(fakes.frr.calls) > frr_before, 5, 0.01, "a full pass after a link change")
+        wait_until(lambda: fakes.frr.calls.count("apply") > frr_before, 5, 0.01, "a full pass after a link change")
 
     serve(running, lambda r: r.status().get("ready"), events)
-    assert set(fakes.overlay.converged[-1].tunnels) == {ospf("198.18.0.12").prefix.network_address}
+    assert fakes.ovs.tunnels == {ospf("198.18.0.12").prefix.network_address}
 
 
 def test_a_held_tunnel_goes_when_its_hold_down_ends_without_another_event(tmp_path: Path) -> None:
@@ -186,7 +194,7 @@ def test_a_held_tunnel_goes_when_its_hold_down_ends_without_another_event(tmp_pa
     doc["overlay"]["tunnels"]["hold_down_s"] = 1
     config.write_text(yaml.safe_dump(doc))
     running = start(tmp_path, None, fakes, config)
-    tunnels = lambda: {str(p) for p in fakes.overlay.converged[-1].tunnels}  # noqa: E731
+    tunnels = lambda: {str(p) for p in fakes.ovs.tunnels}  # noqa: E731
 
     def events(r: Running) -> None:
         fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
@@ -236,10 +244,53 @@ def test_metrics_textfile_after_the_first_pass(tmp_path: Path) -> None:
     fakes = Fakes()
     running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
     metrics = tmp_path / "tor-agent.prom"
-    running.daemon.options = dataclasses.replace(running.daemon.options, metrics_file=metrics)
+    running.daemon.reporter.metrics_file = metrics
     code = serve(running, lambda r: metrics.exists(), lambda r: None)
     assert code == 0
     lines = metrics.read_text().splitlines()
     assert "tor_agent_reconcile_passes_total 1" in lines
     assert "tor_agent_last_apply_success 1" in lines
     assert "tor_agent_drift_repairs_total 0" in lines  # the first pass is the initial apply, not drift
+
+
+def test_sighup_with_an_intent_frr_refuses_is_refused_and_counted(tmp_path: Path) -> None:
+    fakes = Fakes()
+    config = write_intent(tmp_path / "agent.yaml")
+    running = start(tmp_path, None, fakes, config)
+    metrics = tmp_path / "tor-agent.prom"
+    running.daemon.reporter.metrics_file = metrics
+
+    def reload_refused(r: Running) -> None:
+        passes = r.status()["passes"]
+        applied = len(fakes.links.applied)
+        fakes.frr.refuse = "rendered line 12 `bogus`"
+        write_intent(config, maximum_paths=4)
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_until(lambda: r.status().get("reload_error"), 5, 0.01, "the refused reload to be reported")
+        assert "FRR's parser" in str(r.status()["reload_error"]) and r.status()["passes"] == passes
+        assert len(fakes.links.applied) == applied and r.daemon.intent.underlay.ospf.maximum_paths == 256
+        assert "tor_agent_config_reload_failures_total 1" in metrics.read_text().splitlines()
+
+    assert serve(running, lambda r: r.status().get("ready"), reload_refused) == 0
+
+
+def test_apply_through_the_control_socket_runs_the_new_intent_at_once(tmp_path: Path) -> None:
+    fakes = Fakes()
+    running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
+    other = write_intent(tmp_path / "other.yaml", maximum_paths=4)
+    answers: list[dict[str, object]] = []
+
+    def apply_other(r: Running) -> None:
+        answers.append(request({"op": "apply", "config": str(other)}, tmp_path / "control.sock", 10))
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("version: 1\n")
+        answers.append(request({"op": "apply", "config": str(bad)}, tmp_path / "control.sock", 10))
+
+    assert serve(running, lambda r: r.status().get("ready"), apply_other) == 0
+    applied, refused = answers
+    assert applied["ok"] is True and applied["config"] == str(other)
+    report = applied["report"]
+    assert isinstance(report, dict) and report["scope"] == "full" and report["hostname"] == "leaf1"
+    assert "maximum-paths 4" in fakes.frr.rendered[-1]  # the new intent was checked and then run
+    assert running.daemon.intent.underlay.ospf.maximum_paths == 4 and running.status()["config"] == str(other)
+    assert refused["ok"] is False and refused["exit"] == 2 and "node" in str(refused["error"])

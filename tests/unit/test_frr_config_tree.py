@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tor_agent.frr.apply import ConfigRefused, FrrDriver, required_daemons
+from tor_agent.frr.apply import ConfigRefused, FrrDriver, FrrState, required_daemons
 from tor_agent.frr.config_file import IntegratedConfig, PersistError
 from tor_agent.frr.config_tree import FrrConfig, parse_config, redact
 from tor_agent.frr.delta import (
@@ -642,10 +642,11 @@ def test_frr_conf_write_failure_is_a_runtime_failure(tmp_path: Path) -> None:
 
 def test_a_rendering_without_router_ospf_is_refused_before_frr_is_asked() -> None:
     driver = FrrDriver(Vtysh(binary="/nonexistent/vtysh"))
+    state = FrrState(Running("", frozenset({"zebra", "ospfd"})), frozenset())
     with pytest.raises(ConfigRefused, match=r"no `router ospf` stanza.*nothing was changed"):
-        driver.apply("interface eth1\n ip ospf cost 10\nexit\n")
+        driver.plan("interface eth1\n ip ospf cost 10\nexit\n", state)
     with pytest.raises(ConfigRefused):
-        driver.diff("")
+        driver.check("")
 
 
 def test_required_daemons() -> None:

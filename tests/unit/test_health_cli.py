@@ -32,6 +32,7 @@ def run(monkeypatch: pytest.MonkeyPatch, scenario: str, *args: str) -> tuple[int
 
     monkeypatch.setattr(health_cli, "read_underlay", recorded)
     monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))  # not these tests' subject
+    monkeypatch.setattr(health_cli, "check_parts", lambda intent, only=None: [])  # the host's own links
     result = runner().invoke(main, [*args, str(DATA / scenario / "intent.yaml")])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.stdout, result.stderr
@@ -71,6 +72,7 @@ def test_verify_cannot_read_exits_1_as_a_degraded_item(monkeypatch: pytest.Monke
         raise VtyshError("show ip ospf neighbor json", "exit 1: Exiting: failed to connect to any daemons.")
 
     monkeypatch.setattr(health_cli, "read_underlay", broken)
+    monkeypatch.setattr(health_cli, "check_parts", lambda intent, only=None: [])  # the host's own links
     result = runner().invoke(main, ["verify", "--json", str(DATA / "leaf1-healthy" / "intent.yaml")])
     doc = json.loads(result.stdout)
     assert result.exit_code == 1 and doc["degraded"][0]["kind"] == "read"
@@ -111,3 +113,20 @@ def test_status_json_on_a_spine(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_help_has_an_example(command: str) -> None:
     result = runner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Example:\n    tor-agent " + command in result.stdout
+
+
+def test_verify_and_status_name_a_missing_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interface the intent names that the switch does not have: verify fails naming it, status lists it."""
+    state, _ = load("leaf1-healthy")
+    monkeypatch.setattr(health_cli, "read_underlay", lambda intent: state)
+    monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))
+    monkeypatch.setattr("tor_agent.health.readers.interface_names", lambda: frozenset({"lo", "eth1"}))
+    intent = str(DATA / "leaf1-healthy" / "intent.yaml")
+    result = runner().invoke(main, ["verify", intent])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[:2] == [
+        "leaf1: parts missing (1):",
+        "  underlay.uplinks[1] eth2: no such interface",
+    ]
+    doc = json.loads(runner().invoke(main, ["status", "--json", intent]).stdout)
+    assert doc["missing"] == ["underlay.uplinks[1] eth2"] and doc["ok"] is False

@@ -130,7 +130,8 @@ def test_silent_failure_leaves_a_neighbour_stuck_in_init() -> None:
 
 
 def test_kernel_losing_an_ecmp_member_is_caught() -> None:
-    """FRR 8.4.4 with kernel nexthop groups loses ECMP members after a flap (DESIGN.md §4): OSPF still has both."""
+    """FRR 8.4.4 with kernel nexthop groups loses ECMP members after a flap (docs/design.md, fact 11): OSPF still
+    has both."""
     state, intent = load("leaf1-healthy")
     one = KernelRoute(IPv4Network("198.18.0.12/32"), "ospf", (KernelNexthop(IPv4Address("198.18.1.0"), "eth1"),))
     assert messages(verify(replace_kernel_route(state, "198.18.0.12/32", one), intent)) == [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tor_agent.metrics import AgentMetrics, exposition, write_textfile
+from tor_agent.daemon.metrics import AgentMetrics, exposition, write_textfile
 
 
 def test_exposition_of_a_pass() -> None:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tor_agent.model.overlay import (
     tunnel_port_name,
 )
 from tor_agent.ovs.errors import InterfaceError, OvsdbUnavailable, OvsError
+from tor_agent.ovs.plan import diff_overlay
 from tor_agent.ovs.state import (
     Action,
     AddBridge,
@@ -39,7 +41,8 @@ from tor_agent.ovs.state import (
     UpdateBridge,
     UpdatePort,
 )
-from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler, diff_overlay
+from tor_agent.reconcile.lock import EngineLock
+from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
 from tor_agent.wait import wait_until
 
 LEAF: dict[str, Any] = {
@@ -351,3 +354,29 @@ def test_failures_of_untouched_interfaces_are_still_reported() -> None:
     more = desired_ovs(intent(), frozenset({P13, P14}))
     report = OverlayReconciler(FakeDriver(snap), more).run_once()
     assert report.wrote and [f.interface for f in report.failures] == ["eth4"]
+
+
+def test_the_loops_own_repairs_wait_for_the_engine_lock_and_an_engine_update_does_not(tmp_path: Path) -> None:
+    """One writer: the loop's own passes (the first full pass, a drift repair) run only under the engine lock,
+    here held as `tor-agent apply` or the daemon's pass would hold it; a pass for an engine update runs at once
+    (the engine that handed it holds the lock and waits for that pass)."""
+    d = desired_ovs(intent())
+    driver, events = FakeDriver(snapshot_of(d)), FakeEvents()
+    lock = EngineLock(tmp_path / "engine.lock")
+    loop = OverlayLoop(OverlayReconciler(driver, d), events, debounce=0.001, full_every=3600, lock=lock)
+    thread = threading.Thread(target=loop.run)
+    try:
+        with lock.held():
+            thread.start()
+            events.generation += 1  # OVSDB changed: a repair is due, as is the first full pass
+            wait_until(lambda: loop.stats.lock_waits >= 2, 2, interval=0.001, what="the loop to find the lock taken")
+            other = desired_ovs(intent(), frozenset({P13}))
+            loop.update(other)
+            wait_until(lambda: driver.applied, 2, interval=0.001, what="the engine's update, under its lock")
+            assert loop.stats.passes == 1 and driver.applied == [(AddPort(other.ports["gre-c612000d"]),)]
+            events.generation += 1
+        wait_until(lambda: loop.stats.passes > 1, 2, interval=0.001, what="the repair once the lock is free")
+    finally:
+        loop.stop()
+        thread.join(5)
+        loop.close()

@@ -15,7 +15,17 @@ from tor_agent.errors import EXIT_RUNTIME, ConfigError, TorAgentError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-CONFIG = click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG")
+DEFAULT_CONFIG = Path("/etc/tor-agent/agent.yaml")
+CONFIG_ENV = "TOR_AGENT_CONFIG"
+# Optional, as vtysh and ovs-vsctl need no path on a switch: the switch's own intent file by default.
+CONFIG = click.argument(
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="[CONFIG]",
+    required=False,
+    default=DEFAULT_CONFIG,
+    envvar=CONFIG_ENV,
+)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 
 

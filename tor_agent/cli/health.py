@@ -14,18 +14,16 @@ from tor_agent.cli.controllers import read_controllers
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_OK, EXIT_RUNTIME, RuntimeFailure
-from tor_agent.frr.vtysh import Vtysh
-from tor_agent.health import Degraded, UnderlayState, UnderlayStatus, collect, judge
+from tor_agent.health import Degraded, UnderlayStatus, judge
 from tor_agent.health import status as underlay_status
 from tor_agent.health.controllers import ControllerAlarm, ControllersStatus, alarm_grace_s
 from tor_agent.health.controllers import judge as judge_controllers
 from tor_agent.health.controllers import status_lines as controller_lines
 from tor_agent.health.controllers import verify as verify_controllers
 from tor_agent.health.overlay import check_overlay, overlay_lines, verify_line
+from tor_agent.health.parts import MissingPart, parts_lines
+from tor_agent.health.readers import read_overlay, read_parts, read_underlay
 from tor_agent.health.report import status_lines, verify_lines
-from tor_agent.health.underlay import bfd_enabled
-from tor_agent.net import kernel_routes
-from tor_agent.reconcile.engine import read_overlay
 
 ONLY = click.option(
     "--only",
@@ -33,12 +31,16 @@ ONLY = click.option(
     default=None,
     help="Check one layer only: underlay = OSPF, BFD and ECMP (no OVSDB read: tunnels and controllers skipped).",
 )
-SHOW_TIMEOUT_S = 10.0  # a show command answers in ~20 ms; a stuck daemon must not hang a periodic verify
 
 
-def read_underlay(intent: Intent) -> UnderlayState:
-    """FRR's and the kernel's view of this switch's underlay (this network namespace, FRR's default sockets)."""
-    return collect(Vtysh(timeout_s=SHOW_TIMEOUT_S), kernel_routes, bfd=bfd_enabled(intent))
+def check_parts(intent: Intent, only: str | None = None) -> list[MissingPart]:
+    """The interfaces the intent names that are not there (`only="underlay"`: the loopback and uplinks);
+    one finding naming the error when the kernel cannot be asked."""
+    try:
+        parts = read_parts(intent)
+    except RuntimeFailure as e:
+        return [MissingPart("read", "tor-agent", f"cannot read the interfaces: {e}")]
+    return [p for p in parts if not p.subject.startswith("overlay.")] if only == "underlay" else parts
 
 
 def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatus | None, list[ControllerAlarm]]:
@@ -65,8 +67,8 @@ def status(config: Path, as_json: bool, only: str | None) -> None:
     sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF,
     zebra and the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their
     connections and alarms too (as `tor-agent controllers`); on a leaf, every tunnel peer with its port, ofport,
-    BFD state and route. Changes nothing. Exit 0 whenever the state
-    could be read.
+    BFD state and route; and every interface the intent names that is missing. Changes nothing. Exit 0
+    whenever the state could be read. CONFIG defaults to /etc/tor-agent/agent.yaml ($TOR_AGENT_CONFIG).
 
     \b
     Example:
@@ -76,17 +78,19 @@ def status(config: Path, as_json: bool, only: str | None) -> None:
     intent = load(config)
     st = underlay_status(read_underlay(intent), intent)
     problems = judge(st)
+    parts = check_parts(intent, only)
     if only == "underlay":
         intent = dataclasses.replace(intent, overlay=None, controllers=None)
     ctl, alarms = check_controllers(intent, verifying=False)
     ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
     if as_json:
-        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms] + [p.as_json() for p in ov_problems]
+        degraded = [p.as_json() for p in (*parts, *problems, *alarms, *ov_problems)]
         extra = {"controllers": ctl.as_json() if ctl is not None else None} if intent.controllers is not None else {}
         extra |= {"overlay": ov.as_json() if ov is not None else None} if intent.overlay is not None else {}
-        print_json({**st.as_json(), **extra, "ok": not degraded, "degraded": degraded})
+        missing = {"missing": [p.subject for p in parts]}
+        print_json({**st.as_json(), **extra, **missing, "ok": not degraded, "degraded": degraded})
     else:
-        lines = status_lines(st, problems)
+        lines = [*status_lines(st, problems), *(f"missing: {p}" for p in parts)]
         if ctl is not None:
             lines += controller_lines(ctl, alarms)
         else:
@@ -106,8 +110,9 @@ def verify(config: Path, as_json: bool, only: str | None) -> None:
     over as many ECMP nexthops as there are healthy uplinks; with controllers in CONFIG, at least one is
     connected, none has been down for controllers.alarm_grace_s (10 s by default) and one is master or
     equal; on a leaf, a working tunnel to every peer with an underlay route (port set up, BFD up, an OVS
-    route on netdev). Exit 0 healthy, 1 degraded (each item listed), 2 invalid CONFIG. Cheap enough to run
-    every few seconds (four vtysh calls, one netlink dump, one OVSDB read).
+    route on netdev); every interface the intent names exists (a missing access port or uplink is named).
+    Exit 0 healthy, 1 degraded (each item listed), 2 invalid CONFIG. Cheap enough to run every few seconds
+    (four vtysh calls, two netlink dumps, one OVSDB read). CONFIG defaults to /etc/tor-agent/agent.yaml.
 
     \b
     Example:
@@ -121,20 +126,21 @@ def verify(config: Path, as_json: bool, only: str | None) -> None:
         problems = judge(st)
     except RuntimeFailure as e:
         problems = [Degraded("read", "tor-agent", f"cannot read the underlay: {e}")]
+    parts = check_parts(intent, only)
     if only == "underlay":
         intent = dataclasses.replace(intent, overlay=None, controllers=None)
     ctl, alarms = check_controllers(intent, verifying=True)
     ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
     hostname = intent.node.hostname
     if as_json:
-        degraded = [p.as_json() for p in problems] + [a.as_json() for a in alarms] + [p.as_json() for p in ov_problems]
+        degraded = [p.as_json() for p in (*parts, *problems, *alarms, *ov_problems)]
         print_json({"ok": not degraded, "hostname": hostname, "degraded": degraded})
     else:
-        lines = verify_lines(hostname, problems, st)
+        lines = [*parts_lines(hostname, parts), *verify_lines(hostname, problems, st)]
         if alarms:
             lines += [f"{hostname}: controllers degraded ({len(alarms)}):", *(f"  {a}" for a in alarms)]
         elif ctl is not None:
             lines.append(f"{hostname}: controllers healthy: {len(ctl.connected)}/{len(ctl.configured)} connected")
         lines += verify_line(hostname, ov, ov_problems) if ov is not None else [f"  {p}" for p in ov_problems]
         click.echo("\n".join(lines))
-    sys.exit(EXIT_RUNTIME if problems or alarms or ov_problems else EXIT_OK)
+    sys.exit(EXIT_RUNTIME if parts or problems or alarms or ov_problems else EXIT_OK)

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import click
 
-from tor_agent.cli.apply import STATE_DIR
-from tor_agent.daemon import STATUS_FILE, Daemon, DaemonOptions
-from tor_agent.metrics import DEFAULT_TEXTFILE
-
-DEFAULT_CONFIG = Path("/etc/tor-agent/agent.yaml")
+from tor_agent.cli.apply import CONTROL, STATE_DIR
+from tor_agent.cli.common import CONFIG_ENV, DEFAULT_CONFIG
+from tor_agent.daemon.paths import DEFAULT_TEXTFILE, STATUS_FILE
 
 
 def setup_logging(verbose: bool) -> None:
@@ -33,7 +31,8 @@ def setup_logging(verbose: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_CONFIG,
     show_default=True,
-    help="The intent file.",
+    envvar=CONFIG_ENV,
+    help=f"The intent file (env {CONFIG_ENV}).",
 )
 @click.option(
     "--full-every",
@@ -57,9 +56,16 @@ def setup_logging(verbose: bool) -> None:
     help="Write Prometheus metrics to this node-exporter textfile after every full pass "
     f"[default: {DEFAULT_TEXTFILE} if its directory exists].",
 )
+@CONTROL
 @click.option("--verbose", "-v", is_flag=True, help="Log debug messages too.")
 def run(
-    config: Path, full_every: float, status_file: Path, state_dir: Path, metrics_file: Path | None, verbose: bool
+    config: Path,
+    full_every: float,
+    status_file: Path,
+    state_dir: Path,
+    metrics_file: Path | None,
+    control_socket: Path,
+    verbose: bool,
 ) -> None:
     """Run the agent: keep the switch equal to the intent file until stopped. A full pass at start
     (retried until FRR and Open vSwitch answer), then passes on events: OVSDB changes (a tunnel port
@@ -78,10 +84,17 @@ def run(
       tor-agent run --config /etc/tor-agent/agent.yaml
       systemctl reload tor-agent          # SIGHUP: re-read agent.yaml
     """
+    from tor_agent.daemon.service import Daemon, DaemonOptions
+
     setup_logging(verbose)
     if metrics_file is None and DEFAULT_TEXTFILE.parent.is_dir():
         metrics_file = DEFAULT_TEXTFILE
     options = DaemonOptions(
-        config=config, full_every=full_every, status_file=status_file, state_dir=state_dir, metrics_file=metrics_file
+        config=config,
+        full_every=full_every,
+        status_file=status_file,
+        state_dir=state_dir,
+        metrics_file=metrics_file,
+        control_socket=control_socket,
     )
     sys.exit(Daemon(options).run())

@@ -45,6 +45,8 @@ class NotApplied(RuntimeFailure):
 class DaemonsDown(RuntimeFailure):
     """FRR daemons the configuration needs do not answer vtysh (FRR would silently drop their lines)."""
 
+    retryable = True
+
     def __init__(self, missing: frozenset[str]) -> None:
         self.missing = missing
         names = ", ".join(sorted(missing))
@@ -69,6 +71,42 @@ class ApplyFailed(RuntimeFailure):
 
 
 @dataclass(frozen=True)
+class FrrState:
+    """FRR as read: its running configuration (with the daemons that answered) and the interfaces whose OSPF
+    configuration tor-agent made before (the ledger)."""
+
+    running: Running
+    recorded: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FrrPlan:
+    """The owned lines to change, against the running configuration they were computed from."""
+
+    text: str  # the rendering, as handed to `plan`
+    desired: FrrConfig
+    previous: FrrConfig  # the running configuration read: what a rollback restores
+    scope: Scope
+    delta: Delta
+    recorded: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.delta)
+
+    def changes(self) -> tuple[str, ...]:
+        """`interface eth1: - ip ospf cost 99`-style lines, keys redacted."""
+        return delta_lines(self.delta)
+
+    def findings(self) -> tuple[RuntimeFailure, ...]:
+        """Nothing is found at plan time that a pass could work around (refusals raise)."""
+        return ()
+
+    def notes(self) -> tuple[str, ...]:
+        """What the operator should know: lines tor-agent does not own, uplinks it only reports."""
+        return self.delta.notes
+
+
+@dataclass(frozen=True)
 class FrrApplyResult:
     """What an apply did: the delta it applied (empty when FRR already matched), and what FRR said."""
 
@@ -80,10 +118,19 @@ class FrrApplyResult:
         """Whether FRR was changed."""
         return bool(self.delta)
 
+    def changes(self) -> tuple[str, ...]:
+        """One line per change made."""
+        return delta_lines(self.delta)
+
+    @property
+    def errors(self) -> tuple[RuntimeFailure, ...]:
+        """A batch is all or nothing: a failure raises (after the rollback), so an applied result has none."""
+        return ()
+
 
 @dataclass(frozen=True)
 class FrrDriver:
-    """Makes FRR match a rendered configuration.
+    """Makes FRR's owned lines match a rendered configuration: `read()`, a pure `plan(text, state)`, `apply(plan)`.
 
     `ledger` None means uplinks that left the intent are only reported; `config_file` is where the
     verified running configuration is persisted.
@@ -94,33 +141,46 @@ class FrrDriver:
     bfd_profile: str = BFD_PROFILE
     config_file: IntegratedConfig = field(default_factory=IntegratedConfig)
 
-    def diff(self, desired_text: str) -> Delta:
-        """What `apply(desired_text)` would change now. Changes nothing."""
-        desired = _desired(desired_text)
-        scope = Scope.of(desired, self._recorded(), self.bfd_profile)
-        return compute_delta(desired, self._read(desired, self.vtysh.running()), scope)
+    def read(self) -> FrrState:
+        """The running configuration and the ledger (one vtysh call)."""
+        return FrrState(self.vtysh.running(), self._recorded())
 
-    def apply(self, desired_text: str) -> FrrApplyResult:
-        """Make FRR's owned lines equal `desired_text`, verify, persist; roll back on any failure."""
+    def plan(self, desired_text: str, state: FrrState) -> FrrPlan:
+        """The delta that makes the owned lines of `state` equal `desired_text`. Pure.
+
+        Raises ConfigRefused (a rendering without `router ospf`) or DaemonsDown (a daemon it needs did not answer).
+        """
         desired = _desired(desired_text)
-        recorded = self._recorded()
-        scope = Scope.of(desired, recorded, self.bfd_profile)
-        previous = self._read(desired, self.vtysh.running())
-        delta = compute_delta(desired, previous, scope)
-        mine = frozenset(rendered_interfaces(desired))
-        if not delta:
+        scope = Scope.of(desired, state.recorded, self.bfd_profile)
+        previous = _parsed(desired, state.running)
+        return FrrPlan(desired_text, desired, previous, scope, compute_delta(desired, previous, scope), state.recorded)
+
+    def check(self, desired_text: str) -> None:
+        """FRR's own parser (vtysh -C, no daemon needed) on a rendering; raises ConfigRefused. Changes nothing."""
+        _desired(desired_text)
+        self._check(desired_text, Delta(()))
+
+    def diff(self, desired_text: str) -> Delta:
+        """What `apply` would change now. Changes nothing."""
+        return self.plan(desired_text, self.read()).delta
+
+    def apply(self, plan: FrrPlan) -> FrrApplyResult:
+        """Check the rendering and the batch with FRR's parser, send the batch, verify, persist; on any failure
+        once FRR was touched, put the owned lines back as they were in `plan.previous` (verified too)."""
+        mine = frozenset(rendered_interfaces(plan.desired))
+        if not plan.delta:
             self._record(mine)
-            return FrrApplyResult(delta)
+            return FrrApplyResult(plan.delta)
         session = self.vtysh.start_session()  # starts while FRR's parser checks the batch
         try:
-            self._check(desired_text, delta)
-            self._record(recorded | mine)  # before touching FRR: an unwritable ledger stops here
+            self._check(plan.text, plan.delta)
+            self._record(plan.recorded | mine)  # before touching FRR: an unwritable ledger stops here
         except BaseException:
             session.cancel()
             raise
-        messages = self._change(session, delta, desired, previous, scope, recorded)
+        messages = self._change(session, plan)
         self._record(mine)
-        return FrrApplyResult(delta, messages)
+        return FrrApplyResult(plan.delta, messages)
 
     def _check(self, desired_text: str, delta: Delta) -> None:
         """FRR's parser on the whole rendering and on the batch (its `no` lines are not in the rendering)."""
@@ -138,29 +198,21 @@ class FrrDriver:
             details = "; ".join(f"{w} `{x.line}`: {x.message}" for w, x in zip(where, e.errors, strict=True))
             raise ConfigRefused(f"FRR's parser (vtysh -C) refused {details or e.detail}") from e
 
-    def _change(
-        self,
-        session: Session,
-        delta: Delta,
-        desired: FrrConfig,
-        previous: FrrConfig,
-        scope: Scope,
-        recorded: frozenset[str],
-    ) -> tuple[LineError, ...]:
+    def _change(self, session: Session, plan: FrrPlan) -> tuple[LineError, ...]:
         """Apply, verify, persist; returns FRR's answers to the batch (warnings, lines it refused but not needed)."""
         step = "apply"
         try:
-            log.info("FRR: applying %d changes", len(delta.changes))
-            configured = self.vtysh.configure(delta.commands(), session)
+            log.info("FRR: applying %d changes", len(plan.delta.changes))
+            configured = self.vtysh.configure(plan.delta.commands(), session)
             step = "verify"
-            running = self._verify(desired, scope, configured.running, configured.messages)
+            running = self._verify(plan.desired, plan.scope, configured.running, configured.messages)
             step = "persist"
             self.config_file.save(running)
         except RuntimeFailure as e:
             log.error("FRR %s failed (%s): rolling back", step, e)
-            rollback_error = self._roll_back(previous, scope)
+            rollback_error = self._roll_back(plan.previous, plan.scope)
             if rollback_error is None:
-                self._record(recorded)
+                self._record(plan.recorded)
             raise ApplyFailed(step, e, rollback_error) from e
         for message in configured.messages:
             log.warning("FRR said about %s", message)
@@ -168,7 +220,7 @@ class FrrDriver:
 
     def _roll_back(self, previous: FrrConfig, scope: Scope) -> RuntimeFailure | None:
         try:
-            back = compute_delta(previous, self._read(previous, self.vtysh.running()), scope)
+            back = compute_delta(previous, _parsed(previous, self.vtysh.running()), scope)
             if back:
                 configured = self.vtysh.configure(back.commands())
                 self._verify(previous, scope, configured.running, configured.messages)
@@ -177,16 +229,10 @@ class FrrDriver:
         return None
 
     def _verify(self, desired: FrrConfig, scope: Scope, running: Running, messages: tuple[LineError, ...]) -> str:
-        left = compute_delta(desired, self._read(desired, running), scope)
+        left = compute_delta(desired, _parsed(desired, running), scope)
         if left:
             raise NotApplied(left, messages)
         return running.text
-
-    def _read(self, desired: FrrConfig, running: Running) -> FrrConfig:
-        missing = required_daemons(desired) - running.daemons
-        if missing:
-            raise DaemonsDown(missing)
-        return parse_config(running.text)
 
     def _recorded(self) -> frozenset[str]:
         return self.ledger.load() if self.ledger is not None else frozenset()
@@ -194,6 +240,25 @@ class FrrDriver:
     def _record(self, names: frozenset[str]) -> None:
         if self.ledger is not None:
             self.ledger.save(names)
+
+
+def _parsed(desired: FrrConfig, running: Running) -> FrrConfig:
+    """The running configuration parsed; DaemonsDown when a daemon `desired` needs did not answer."""
+    missing = required_daemons(desired) - running.daemons
+    if missing:
+        raise DaemonsDown(missing)
+    return parse_config(running.text)
+
+
+def delta_lines(delta: Delta) -> tuple[str, ...]:
+    """`interface eth1: - ip ospf cost 99`-style lines, keys redacted."""
+    lines = []
+    for change in delta.changes:
+        where = " / ".join(change.path) or "(top)"
+        old = f"{redact(change.old)} -> " if change.old is not None else ""
+        sign = "-" if change.op == "remove" else "+"
+        lines.append(f"{where}: {sign} {old}{redact(change.line)}")
+    return tuple(lines)
 
 
 def required_daemons(config: FrrConfig) -> frozenset[str]:

@@ -32,7 +32,9 @@ _PROMPT = re.compile(r"^[^\s#]+(\([^)\s]*\))?# ?")  # `leaf1# `, `leaf1(config-i
 
 
 class VtyshError(RuntimeFailure):
-    """vtysh could not be run, or FRR did not do what was asked; names the vtysh command."""
+    """vtysh could not be run, or FRR did not answer; names the vtysh command."""
+
+    retryable = True
 
     def __init__(self, command: str, message: str) -> None:
         self.command = command
@@ -54,6 +56,8 @@ class LineError:
 
 class LinesRefused(VtyshError):
     """FRR's parser refused lines of a batch; carries each line and FRR's message."""
+
+    retryable = False
 
     def __init__(self, command: str, errors: Sequence[LineError], output: str) -> None:
         self.errors = tuple(errors)

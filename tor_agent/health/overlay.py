@@ -1,12 +1,7 @@
 """Overlay health: which peers should have a tunnel, and per peer its port, ofport, BFD state and the route it
 rides on (the OVS route and uplink on a netdev leaf, the kernel's underlay route). Pure, over state read by
-the caller (`OverlayState`; tor_agent.reconcile.engine.read_overlay reads it through the drivers).
-
-Peer selection lives here so that the agent (tor_agent.reconcile.peers) and `verify` agree on it: the
-intent's static peers plus every /32 inside `overlay.tunnels.discover.ospf_prefix` that OSPF installed in the
-kernel, never this node's own VTEP; a candidate gets a tunnel only while the kernel has a route to it with a
-live nexthop and none of its nexthops goes through the overlay (its bridge, an access port, a tunnel port):
-a tunnel carried by a tunnel is recursive routing (FRR #7213) and collapses as soon as it comes up.
+the caller (`OverlayState`; tor_agent.health.readers reads it through the drivers). Which peers should
+have a tunnel is decided by tor_agent.model.peers, as the agent decides it.
 
 `verify` fails on a missing or broken tunnel: an expected peer without a port, an interface ovs-vswitchd
 did not set up (no ofport, an error), a BFD session not up (with `tunnels.bfd`), on a netdev leaf no OVS
@@ -24,79 +19,11 @@ from typing import Any, Literal
 from tor_agent.config.schema import Intent
 from tor_agent.errors import TorAgentError
 from tor_agent.health.finding import Finding
-from tor_agent.health.vteps import discover_vteps
-from tor_agent.model.overlay import TUNNEL_PREFIX
-from tor_agent.model.underlay import uplink_bridge_name, uses_uplink_bridges
-from tor_agent.net.routes import KernelRoute, longest_match
-from tor_agent.ovs.routes import OvsRoute
+from tor_agent.model.peers import select_peers, uplink_bridges
+from tor_agent.model.routes import KernelRoute, OvsRoute, longest_match
 
-OSPF = "ospf"
 ProblemKind = Literal["tunnel", "read"]
 _NOT_A_PEER = "not a peer: neither static nor an OSPF /32 in the discovery prefix"
-
-# --- which peers get a tunnel ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Peers:
-    """The outcome of peer selection."""
-
-    usable: Mapping[IPv4Address, KernelRoute]  # peer -> the underlay route its tunnel rides on
-    dropped: Mapping[IPv4Address, str]  # candidate -> why it gets no tunnel
-
-    @property
-    def addresses(self) -> frozenset[IPv4Address]:
-        """The peers that get a tunnel."""
-        return frozenset(self.usable)
-
-
-NO_PEERS = Peers(usable={}, dropped={})
-
-
-def overlay_interfaces(intent: Intent) -> frozenset[str]:
-    """Kernel interfaces that belong to the overlay (a route through one of them rides a tunnel)."""
-    if intent.overlay is None:
-        return frozenset()
-    return frozenset((intent.overlay.bridge, *intent.overlay.access_ports))
-
-
-def candidates(intent: Intent, routes: Sequence[KernelRoute]) -> frozenset[IPv4Address]:
-    """Static peers plus the VTEPs discovered in the kernel's OSPF routes, never this node's own."""
-    overlay = intent.overlay
-    if overlay is None:
-        return frozenset()
-    own = intent.node.loopback.ip
-    found = set(overlay.tunnels.peers) - {own}
-    if overlay.tunnels.discover is not None:
-        ospf = (r.prefix for r in routes if r.protocol == OSPF and r.type == "unicast")
-        found |= discover_vteps(ospf, overlay.tunnels.discover.ospf_prefix, own)
-    return frozenset(found)
-
-
-def select_peers(intent: Intent, routes: Sequence[KernelRoute]) -> Peers:
-    """The candidates that get a tunnel (with their route), and why the others do not."""
-    inside = overlay_interfaces(intent)
-    usable: dict[IPv4Address, KernelRoute] = {}
-    dropped: dict[IPv4Address, str] = {}
-    for peer in sorted(candidates(intent, routes)):
-        route = longest_match(routes, peer)
-        live = route.live_nexthops() if route is not None else ()
-        through = sorted({nh.ifname for nh in live if nh.ifname in inside or nh.ifname.startswith(TUNNEL_PREFIX)})
-        if route is None or not live:
-            dropped[peer] = "no underlay route with a live nexthop"
-        elif through:
-            dropped[peer] = f"its route {route.prefix} goes through the overlay ({', '.join(through)})"
-        else:
-            usable[peer] = route
-    return Peers(usable, dropped)
-
-
-def uplink_bridges(intent: Intent) -> frozenset[str]:
-    """The uplinks' OVS bridges on a netdev leaf; empty elsewhere."""
-    if not uses_uplink_bridges(intent):
-        return frozenset()
-    return frozenset(uplink_bridge_name(u) for u in intent.underlay.uplinks)
-
 
 # --- what was read ------------------------------------------------------------------------------------------
 

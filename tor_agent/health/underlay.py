@@ -39,9 +39,9 @@ from tor_agent.health.frr_state import (
     parse_ospf_routes,
     parse_zebra_routes,
 )
-from tor_agent.health.vteps import known_vteps
+from tor_agent.model.peers import known_vteps
+from tor_agent.model.routes import KernelRoute, longest_match
 from tor_agent.model.underlay import ospf_interfaces
-from tor_agent.net.routes import KernelRoute, longest_match
 
 V = TypeVar("V")
 DegradedKind = Literal["read", "uplink", "bfd", "route", "ecmp"]

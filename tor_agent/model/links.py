@@ -1,7 +1,7 @@
 """The kernel link state an intent asks for: which interfaces are up, their MTU, the IPv4 addresses
 tor-agent owns on them, which of them are OVS-attached kernel ports, and the sysctls it sets. Pure.
 
-Layout (DESIGN.md §2):
+Layout (docs/design.md §8):
 - `lo` always carries the loopback /32 (on a leaf also the VTEP address).
 - `datapath: system` and spines: each uplink carries its link address, or, unnumbered, the borrowed
   loopback /32 (FRR's unnumbered point-to-point OSPF needs the /32 on the interface itself).
@@ -50,9 +50,19 @@ class LinkSpec:
     addresses: tuple[IPv4Interface, ...]  # the addresses tor-agent owns on it, in order of addition
     ovs_port: bool = False  # OVS-attached kernel port: netdev-ingress drop chain + disable_ipv6
 
+    @property
+    def subject(self) -> str:
+        """`overlay.access_ports[0] eth3`: the intent field and the interface, for messages."""
+        return f"{self.where} {self.name}"
+
+    @property
+    def note(self) -> str:
+        """What the interface is, where its name does not say: ` (the uplink's OVS bridge interface; ...)`."""
+        return _ROLE_NOTES.get(self.role, "")
+
     def describe(self) -> str:
-        """`underlay.uplinks[0] br-eth1 (the OVS bridge of eth1)`-style name for messages."""
-        return f"{self.where} {self.name}{_ROLE_NOTES.get(self.role, '')}"
+        """The subject with its note, for messages."""
+        return f"{self.subject}{self.note}"
 
 
 _ROLE_NOTES: dict[LinkRole, str] = {
@@ -109,7 +119,7 @@ def _plain_uplink(uplink: Uplink, where: str, loopback: IPv4Interface) -> LinkSp
 
 def _bridged_uplink(uplink: Uplink, where: str, loopback: IPv4Interface) -> tuple[LinkSpec, LinkSpec]:
     addresses = (uplink.address, loopback) if uplink.address is not None else (loopback,)
-    # The bridge's internal port does not reliably follow the port's MTU (DESIGN.md §2 item 5): set both.
+    # The bridge's internal port does not reliably follow the port's MTU (docs/design.md, fact 5): set both.
     bridge = LinkSpec(
         name=uplink_bridge_name(uplink), where=where, role="uplink-bridge", mtu=uplink.mtu, addresses=addresses
     )

@@ -4,7 +4,7 @@
 - the overlay bridge (pinned DPID, OpenFlow versions, fail mode, in-band control off when out-of-band)
   with its internal port, the access ports and one GRE port per peer VTEP;
 - on a `datapath: netdev` leaf, one bridge per uplink holding the physical port, its internal port carrying
-  the uplink's MTU and the bridge carrying the physical port's MAC (DESIGN.md §2, items 2 and 5);
+  the uplink's MTU and the bridge carrying the physical port's MAC (docs/design.md, facts 2 and 5);
 - the overlay bridge's OpenFlow controllers (one Controller row per target) and, for `ssl:` targets, the
   switch-wide SSL row (key, certificate, CA) — see docs/controllers.md.
 Every port has exactly one interface of the same name. Map columns are sorted `(key, value)` pairs so

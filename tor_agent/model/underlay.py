@@ -1,7 +1,7 @@
 """Which interfaces OSPF runs on, and with what, for a validated intent.
 
 On a `datapath: netdev` leaf each uplink is an OVS bridge holding the physical port, and OSPF runs on
-the bridge's internal interface (DESIGN.md §2); everywhere else OSPF runs on the uplink itself.
+the bridge's internal interface (docs/design.md §8); everywhere else OSPF runs on the uplink itself.
 """
 
 from __future__ import annotations

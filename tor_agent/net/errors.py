@@ -8,7 +8,7 @@ import errno as errno_names
 import os
 from collections.abc import Sequence
 
-from tor_agent.errors import RuntimeFailure
+from tor_agent.errors import PartMissing, RuntimeFailure
 from tor_agent.model.links import LinkSpec
 
 
@@ -16,17 +16,15 @@ class NetError(RuntimeFailure):
     """The kernel did not do what tor-agent asked of its links, sysctls or nftables."""
 
 
-class NoSuchInterface(NetError):
-    """Interfaces the intent names do not exist; nothing was changed."""
+class NoSuchInterface(NetError, PartMissing):
+    """An interface the intent names does not exist: it alone is skipped, and set up when it appears."""
 
-    def __init__(self, missing: Sequence[LinkSpec]) -> None:
-        self.missing = tuple(missing)
-        super().__init__(
-            "\n".join(f"{link.describe()}: no such interface" for link in self.missing) + " (nothing was changed)"
-        )
+    def __init__(self, link: LinkSpec) -> None:
+        self.link = link
+        PartMissing.__init__(self, link.subject, f"no such interface{link.note} (set up when it appears)")
 
-    def __reduce__(self) -> tuple[type[NoSuchInterface], tuple[tuple[LinkSpec, ...]]]:
-        return type(self), (self.missing,)
+    def __reduce__(self) -> tuple[type[NoSuchInterface], tuple[LinkSpec]]:
+        return type(self), (self.link,)
 
 
 class NetlinkFailure(NetError):

@@ -7,9 +7,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from types import TracebackType
 from typing import Any
 
+from tor_agent.model.routes import MAIN_TABLE, ROUTE_TYPES, KernelNexthop, KernelRoute, protocol_name
 from tor_agent.net.errors import NetError, NetlinkFailure
 from tor_agent.net.iproute import IPRoute, NetlinkError
-from tor_agent.net.routes import MAIN_TABLE, ROUTE_TYPES, KernelNexthop, KernelRoute, protocol_name
 from tor_agent.net.state import LinkState
 
 IFF_UP = 0x1
@@ -147,6 +147,12 @@ def kernel_routes() -> tuple[KernelRoute, ...]:
     """The main table's IPv4 routes, read in this process's network namespace."""
     with Netlink() as nl:
         return nl.routes()
+
+
+def interface_names() -> frozenset[str]:
+    """The names of every interface in this process's network namespace."""
+    with Netlink() as nl:
+        return frozenset(nl.links())
 
 
 def interface_macs() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""tor-agent's nftables table: one netdev-ingress drop chain per OVS-attached kernel port (DESIGN.md §2 item 3).
+"""tor-agent's nftables table: one netdev-ingress drop chain per OVS-attached kernel port (docs/design.md, fact 3).
 
 A userspace OVS reads such a port through AF_PACKET, which taps frames before netdev ingress: the kernel
 drops its own copy and so neither answers ARP with the port's MAC nor sends ICMP for GRE, while OVS still

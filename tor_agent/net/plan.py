@@ -1,5 +1,8 @@
 """Plan the changes that bring the kernel to the intent's link state: pure, over already-read state.
 
+Per object: an interface the intent names that does not exist is skipped (reported as missing), and every
+other interface is planned as usual; nftables drop chains are kept for the OVS ports that exist only.
+
 Order (the order they are applied in): sysctls (IPv6 off on OVS ports before they come up), the nftables
 drop chains (the kernel must not answer for an OVS port once it is up), MTUs, admin up, then addresses:
 removals before additions, so an address moving within a subnet never ends up a secondary that the
@@ -8,11 +11,40 @@ kernel deletes together with the old primary.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import IPv4Interface
 
 from tor_agent.model.links import LinkSpec, LinksSpec
 from tor_agent.net.actions import Action, AddAddress, RemoveAddress, SetMtu, SetNftDropPorts, SetSysctl, SetUp
+from tor_agent.net.errors import NoSuchInterface
 from tor_agent.net.state import KernelState
+
+
+@dataclass(frozen=True)
+class LinksPlan:
+    """The changes for the interfaces that exist, and the ones the intent names that do not."""
+
+    spec: LinksSpec
+    actions: tuple[Action, ...] = ()
+    missing: tuple[LinkSpec, ...] = ()
+    unowned: tuple[tuple[str, IPv4Interface], ...] = ()  # wanted addresses already there, not tor-agent's
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+    def changes(self) -> tuple[str, ...]:
+        """One line per change."""
+        return tuple(map(str, self.actions))
+
+    def findings(self) -> tuple[NoSuchInterface, ...]:
+        """What cannot be planned: one error per missing interface."""
+        return tuple(NoSuchInterface(link) for link in self.missing)
+
+    def notes(self) -> tuple[str, ...]:
+        """Addresses kept as they are because tor-agent did not add them."""
+        return tuple(
+            f"{name}: {address} was already there (not tor-agent's: never removed)" for name, address in self.unowned
+        )
 
 
 def missing_interfaces(spec: LinksSpec, state: KernelState) -> tuple[LinkSpec, ...]:
@@ -20,8 +52,20 @@ def missing_interfaces(spec: LinksSpec, state: KernelState) -> tuple[LinkSpec, .
     return tuple(link for link in spec.links if link.name not in state.links)
 
 
+def present_only(spec: LinksSpec, state: KernelState) -> LinksSpec:
+    """`spec` without the interfaces the kernel does not have."""
+    return LinksSpec(tuple(link for link in spec.links if link.name in state.links), spec.sysctls)
+
+
+def plan_links(spec: LinksSpec, state: KernelState) -> LinksPlan:
+    """Every change needed for the interfaces that exist, in apply order; the missing ones are listed apart."""
+    present = present_only(spec, state)
+    return LinksPlan(spec, plan(present, state), missing_interfaces(spec, state), unowned_addresses(present, state))
+
+
 def plan(spec: LinksSpec, state: KernelState) -> tuple[Action, ...]:
-    """Every change needed, in apply order; empty when the kernel already matches. Needs every interface present."""
+    """Every change needed, in apply order; empty when the kernel already matches. Every interface of `spec`
+    must exist (`plan_links` leaves the missing ones out)."""
     return (
         *_sysctls(spec, state),
         *_nft(spec, state),

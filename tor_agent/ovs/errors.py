@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tor_agent.errors import RuntimeFailure
-from tor_agent.ovs.state import InterfaceFailure
+from tor_agent.ovs.state import Conflict, InterfaceFailure
 
 
 class OvsError(RuntimeFailure):
@@ -14,6 +14,8 @@ class OvsError(RuntimeFailure):
 
 class OvsdbUnavailable(OvsError):
     """ovsdb-server cannot be reached (or has not sent its contents yet) at `remote`."""
+
+    retryable = True
 
     def __init__(self, remote: str, detail: str) -> None:
         self.remote = remote
@@ -31,6 +33,8 @@ class TransactionFailed(OvsError):
 class VswitchdTimeout(OvsError):
     """ovs-vswitchd did not apply configuration `next_cfg` in time (is it running?)."""
 
+    retryable = True
+
     def __init__(self, next_cfg: int, cur_cfg: int, timeout: float) -> None:
         self.next_cfg, self.cur_cfg = next_cfg, cur_cfg
         super().__init__(
@@ -45,3 +49,11 @@ class InterfaceError(OvsError):
     def __init__(self, failures: Sequence[InterfaceFailure]) -> None:
         self.failures = tuple(failures)
         super().__init__("; ".join(str(f) for f in self.failures))
+
+
+class RowConflict(OvsError):
+    """A row tor-agent wants but may not touch (foreign), or must keep; carries the `Conflict`."""
+
+    def __init__(self, conflict: Conflict) -> None:
+        self.conflict = conflict
+        super().__init__(str(conflict))

@@ -1,4 +1,4 @@
-"""OVS's own route table for native tunnelling (DESIGN.md §2 item 1): a pure planner and a thin applier;
+"""OVS's own route table for native tunnelling (docs/design.md, fact 1): a pure planner and a thin applier;
 and the BFD sessions ovs-vswitchd runs on tunnels (read only). Both through `ovs-appctl` (ovs-vswitchd's
 unixctl): neither is in OVSDB (user routes never are; `bfd/show` is the live session state).
 
@@ -10,7 +10,7 @@ and every restart picks the same), moved when that nexthop dies and moved back w
 routes are lost when ovs-vswitchd restarts: the next pass finds them missing and adds them again.
 
 Ownership: OVS user routes carry no marker. The /32 user routes whose device is one of tor-agent's
-uplink bridges (bridges it created, DESIGN §2) are tor-agent's; every other user route is left alone.
+uplink bridges (bridges it created, docs/design.md §8) are tor-agent's; every other user route is left alone.
 
 OVS 3.1 pitfall (found failing in the lab): deleting any route over a bridge (`ovs/route/del`) also drops
 that bridge from OVS's tunnel termination table (`tnl/ports/show`: which MAC+IP OVS decapsulates on), and
@@ -34,38 +34,29 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from tor_agent.model.routes import Nexthop, OvsRoute
 from tor_agent.ovs.errors import OvsError
 
 DEFAULT_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True, order=True)
-class Nexthop:
-    """A way to a VTEP: out of an uplink bridge, through a gateway (None: the VTEP is on the link)."""
+@dataclass(frozen=True)
+class RouteTableState:
+    """OVS's route table and the (MAC, IPv4 address) pairs it decapsulates tunnel packets on."""
 
-    device: str
-    gateway: IPv4Address | None
-
-    def __str__(self) -> str:
-        return f"{self.device} via {self.gateway}" if self.gateway is not None else self.device
+    routes: tuple[OvsRoute, ...]
+    terminating: frozenset[tuple[str, IPv4Address]]
 
 
 @dataclass(frozen=True)
-class OvsRoute:
-    """One IPv4 entry of OVS's route table; `user` routes were added with ovs/route/add."""
+class RoutesDesired:
+    """What the route table must serve: each VTEP's live nexthops (`tor_agent.model.peers.tunnel_nexthops`),
+    over tor-agent's uplink bridges (bridge -> its MAC, for tunnel termination), from this switch's `vtep`."""
 
-    prefix: IPv4Network
-    device: str
-    gateway: IPv4Address | None = None
-    user: bool = True
-
-    @property
-    def nexthop(self) -> Nexthop:
-        """The route's device and gateway."""
-        return Nexthop(self.device, self.gateway)
-
-    def __str__(self) -> str:
-        return f"{self.prefix} dev {self.nexthop}"
+    wanted: Mapping[IPv4Address, Collection[Nexthop]]
+    bridges: frozenset[str]
+    bridge_macs: Mapping[str, str]
+    vtep: IPv4Address
 
 
 @dataclass(frozen=True)
@@ -84,11 +75,35 @@ class RoutePlan:
 
     def changes(self) -> tuple[str, ...]:
         """One line per change, for reports (refreshes included: they are commands too)."""
+        return tuple(what for what, _ in self.commands())
+
+    def commands(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(what, ovs-appctl arguments) per change, in order: deletes, adds (moves), re-inserts."""
         return (
-            *(f"route {r.prefix}: delete" for r in self.delete),
-            *(f"route {r}" for r in self.add),
-            *(f"route {r}: re-inserted (tunnel termination on {r.device})" for r in self.refresh),
+            *((f"route {r.prefix}: delete", ("ovs/route/del", str(r.prefix))) for r in self.delete),
+            *((f"route {r}", _add_args(r)) for r in self.add),
+            *((f"route {r}: re-inserted (tunnel termination on {r.device})", _add_args(r)) for r in self.refresh),
         )
+
+    def findings(self) -> tuple[RouteTableError, ...]:
+        """Every VTEP that gets no OVS route, as an error."""
+        return tuple(Unroutable(vtep) for vtep in self.unroutable)
+
+    def notes(self) -> tuple[str, ...]:
+        """Routes kept though not wanted: the last one over a bridge (see the module's pitfall)."""
+        return tuple(f"route {r}: kept as the last route over {r.device}" for r in self.kept)
+
+
+def _add_args(route: OvsRoute) -> tuple[str, ...]:
+    gateway = (str(route.gateway),) if route.gateway is not None else ()
+    return ("ovs/route/add", str(route.prefix), route.device, *gateway)
+
+
+def plan_table(desired: RoutesDesired, state: RouteTableState) -> RoutePlan:
+    """`plan_routes` for `desired` against the table as read; bridges not terminating tunnels to this VTEP
+    count as deaf (only while there are VTEPs: OVS lists termination entries only while a tunnel port exists)."""
+    deaf = deaf_bridges(state.terminating, desired.bridge_macs, desired.vtep) if desired.wanted else frozenset()
+    return plan_routes(desired.wanted, state.routes, desired.bridges, deaf)
 
 
 def choose_nexthop(vtep: IPv4Address, candidates: Collection[Nexthop]) -> Nexthop:
@@ -205,7 +220,9 @@ def parse_bfd_show(text: str) -> dict[str, str]:
 
 
 class RouteTableError(OvsError):
-    """ovs-appctl failed or ovs-vswitchd refused a route command; names the command."""
+    """ovs-appctl failed or ovs-vswitchd could not be reached; names the command."""
+
+    retryable = True
 
 
 @dataclass(frozen=True)
@@ -213,7 +230,11 @@ class RouteApplyResult:
     """What `OvsRouteTable.apply` did: the changes made, and each one ovs-vswitchd refused."""
 
     applied: tuple[str, ...] = ()
-    failures: tuple[str, ...] = ()
+    errors: tuple[RouteTableError, ...] = ()
+
+    def changes(self) -> tuple[str, ...]:
+        """One line per change made."""
+        return self.applied
 
 
 @dataclass(frozen=True)
@@ -223,6 +244,15 @@ class OvsRouteTable:
     target: str = "ovs-vswitchd"
     argv0: str = "ovs-appctl"
     timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def read(self) -> RouteTableState:
+        """The route table and the tunnel termination entries. Raises RouteTableError."""
+        return RouteTableState(self.show(), self.terminating())
+
+    @staticmethod
+    def plan(desired: RoutesDesired, state: RouteTableState) -> RoutePlan:
+        """The changes that serve `desired` (pure; see `plan_table`)."""
+        return plan_table(desired, state)
 
     def show(self) -> tuple[OvsRoute, ...]:
         """Every IPv4 route OVS has (user and cached). Raises RouteTableError."""
@@ -243,25 +273,15 @@ class OvsRouteTable:
         Raises RouteTableError only when ovs-vswitchd cannot be reached at all.
         """
         applied: list[str] = []
-        failures: list[str] = []
-        commands = [(f"route {r.prefix}: delete", ["ovs/route/del", str(r.prefix)]) for r in plan.delete]
-        commands += [(f"route {r}", self._add_argv(r)) for r in plan.add]
-        commands += [
-            (f"route {r}: re-inserted (tunnel termination on {r.device})", self._add_argv(r)) for r in plan.refresh
-        ]
-        for what, argv in commands:
+        failures: list[RouteTableError] = []
+        for what, args in plan.commands():
             try:
-                self._appctl(*argv)
+                self._appctl(*args)
             except _Refused as e:
-                failures.append(f"{what}: {e}")
+                failures.append(_Refused(f"{what}: {e}"))
             else:
                 applied.append(what)
         return RouteApplyResult(tuple(applied), tuple(failures))
-
-    @staticmethod
-    def _add_argv(route: OvsRoute) -> list[str]:
-        gateway = [str(route.gateway)] if route.gateway is not None else []
-        return ["ovs/route/add", str(route.prefix), route.device, *gateway]
 
     def _appctl(self, *args: str) -> str:
         argv = [self.argv0, f"--timeout={max(1, int(self.timeout_s))}", "-t", self.target, *args]
@@ -280,3 +300,15 @@ class OvsRouteTable:
 
 class _Refused(RouteTableError):
     """ovs-vswitchd answered and refused the command (e.g. a gateway it has no route to)."""
+
+    retryable = False
+
+
+class Unroutable(RouteTableError):
+    """A VTEP with a tunnel but no live nexthop over an uplink bridge: OVS gets no route to it."""
+
+    retryable = False
+
+    def __init__(self, vtep: IPv4Address) -> None:
+        self.vtep = vtep
+        super().__init__(f"{vtep}: no live nexthop over an uplink bridge: no OVS route")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from tor_agent.model.overlay import BridgeSpec, ControllerSpec, InterfaceSpec, Pairs, PortSpec, SslSpec
 
@@ -112,6 +113,18 @@ class OvsSnapshot:
             return False
         iface = self.interfaces.get(spec.name)
         return iface is not None and iface.owned and iface.spec == spec.interface
+
+    def owned_tunnel_peers(self) -> frozenset[IPv4Address]:
+        """The remote VTEPs of the GRE ports tor-agent owns."""
+        peers = set()
+        for iface in self.interfaces.values():
+            remote = dict(iface.spec.options).get("remote_ip")
+            if iface.owned and iface.spec.type == "gre" and remote:
+                try:
+                    peers.add(IPv4Address(remote))
+                except ValueError:
+                    continue  # a hand-edited remote_ip (`flow`, a typo): the planner repairs the port
+        return frozenset(peers)
 
     def owned_failures(self) -> tuple[InterfaceFailure, ...]:
         """Owned interfaces ovs-vswitchd could not set up (ofport -1 or an error), by name."""

@@ -1,15 +1,13 @@
-"""Keep OVS equal to the desired overlay: diff as sets → actions → one transaction → verify.
+"""Keep OVS equal to the desired overlay, driven by OVSDB's own change notifications.
 
-- `diff_overlay(desired, snapshot)` (pure) compares owned rows only and returns a `Plan`: actions for the
-  added, changed and deleted bridges, ports, controllers and the SSL row, plus conflicts (foreign rows in
-  the way), never touching a row tor-agent does not own. The controller set of a bridge is replaced in the
-  same transaction as everything else, so it never passes through zero controllers (which would clear the
-  bridge's flow tables); removing the last one is refused unless the desired state allows it.
-- `OverlayReconciler.run_once()` does one pass against a driver (`OvsConnection`, or a fake in tests);
-  a pass with nothing to do sends nothing to OVSDB.
+- `OverlayReconciler.run_once()` does one pass against a driver (`OvsConnection`, or a fake in tests):
+  snapshot, `tor_agent.ovs.plan.diff_overlay`, one transaction, verify; a pass with nothing to do sends
+  nothing to OVSDB.
 - `OverlayLoop` drives the reconciler from OVSDB change notifications (debounced), with a periodic full
-  pass as the safe fallback; other threads hand it new desired state with `update()`. A `sidecar` (the
-  controller keeper, tor_agent.reconcile.controllers) runs in the same thread on the same connection.
+  pass as the safe fallback; the engine hands it new desired state with `update()` from another thread. A
+  `sidecar` (the controller keeper, tor_agent.reconcile.controllers) runs in the same thread on the same
+  connection. The loop's own passes (drift repair) take the engine's lock, as every writer does; a pass for
+  an engine update runs under the lock the engine already holds.
 """
 
 from __future__ import annotations
@@ -18,179 +16,32 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tor_agent.errors import RuntimeFailure
 from tor_agent.model.overlay import OvsDesired
 from tor_agent.ovs.errors import InterfaceError, OvsError
+from tor_agent.ovs.plan import Plan, diff_overlay
 from tor_agent.ovs.state import (
     Action,
     AddBridge,
-    AddController,
     AddPort,
     ApplyResult,
     Conflict,
-    ControllerState,
     DeleteBridge,
-    DeleteController,
     DeletePort,
-    DeleteSsl,
     InterfaceFailure,
     OvsSnapshot,
-    ReconnectController,
-    SetSsl,
     UpdateBridge,
-    UpdateController,
     UpdatePort,
 )
 
 log = logging.getLogger(__name__)
 
-_NOT_OURS = "exists without tor-agent's marker: not modified"
-_ADDED = (AddBridge, AddPort, AddController)
-_CHANGED = (UpdateBridge, UpdatePort, UpdateController, ReconnectController, SetSsl)
-_DELETED = (DeleteBridge, DeletePort, DeleteController, DeleteSsl)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The difference between desired and current state, over rows tor-agent owns."""
-
-    actions: tuple[Action, ...] = ()
-    conflicts: tuple[Conflict, ...] = ()
-    unchanged: int = 0
-
-    def count(self, kind: type | tuple[type, ...]) -> int:
-        return sum(isinstance(a, kind) for a in self.actions)
-
-    def summary(self) -> str:
-        parts = [
-            f"{self.count(_ADDED)} added",
-            f"{self.count(_CHANGED)} changed",
-            f"{self.count(_DELETED)} deleted",
-            f"{self.unchanged} unchanged",
-        ]
-        if self.conflicts:
-            parts.append(f"{len(self.conflicts)} conflicts")
-        return ", ".join(parts)
-
-
-def diff_overlay(desired: OvsDesired, snap: OvsSnapshot) -> Plan:
-    """Actions that turn `snap` into `desired`, touching owned rows only."""
-    actions: list[Action] = []
-    conflicts: list[Conflict] = []
-    unchanged = 0
-    blocked: set[str] = set()
-    for name, spec in desired.bridges.items():
-        bridge = snap.bridges.get(name)
-        if bridge is None:
-            actions.append(AddBridge(spec))
-        elif not bridge.owned:
-            conflicts.append(Conflict("Bridge", name, _NOT_OURS))
-            blocked.add(name)
-        elif bridge.matches(spec):
-            unchanged += 1
-        else:
-            actions.append(UpdateBridge(spec))
-    for name, port_spec in desired.ports.items():
-        if snap.port_matches(port_spec):
-            unchanged += 1
-        elif port_spec.bridge in blocked:
-            conflicts.append(Conflict("Port", name, f"its bridge {port_spec.bridge} is not tor-agent's"))
-        elif (clash := _foreign(snap, name)) is not None:
-            conflicts.append(clash)
-        else:
-            actions.append(AddPort(port_spec) if name not in snap.ports else UpdatePort(port_spec))
-    actions += [DeletePort(n) for n, p in snap.ports.items() if p.owned and n not in desired.ports]
-    for name, bridge in snap.bridges.items():
-        if bridge.owned and name not in desired.bridges:
-            foreign = sorted(p for p in bridge.ports if p in snap.ports and not snap.ports[p].owned)
-            if foreign:
-                reason = f"no longer wanted but holds ports tor-agent does not own ({', '.join(foreign)}): kept"
-                conflicts.append(Conflict("Bridge", name, reason))
-            else:
-                actions.append(DeleteBridge(name))
-    if snap.controllers is not None:
-        for part in (_diff_controllers(desired, snap), _diff_ssl(desired, snap)):
-            actions += part.actions
-            conflicts += part.conflicts
-            unchanged += part.unchanged
-    return Plan(tuple(actions), tuple(conflicts), unchanged)
-
-
-def _diff_controllers(desired: OvsDesired, snap: OvsSnapshot) -> Plan:
-    """Controller rows: added, changed and deleted per bridge, never leaving a kept bridge without any."""
-    actions: list[Action] = []
-    conflicts: list[Conflict] = []
-    unchanged = 0
-    held: dict[str, list[ControllerState]] = {}
-    for state in snap.controllers or ():
-        if state.bridge is not None:
-            held.setdefault(state.bridge, []).append(state)
-    bridge = desired.controller_bridge
-    if bridge is not None and desired.controllers:
-        here = held.get(bridge, [])
-        foreign = {c.canonical for c in here if not c.owned}
-        mine = {c.canonical: c for c in sorted(here, key=lambda c: not c.is_connected) if c.owned}
-        for target, spec in desired.controllers.items():
-            if target in foreign:
-                conflicts.append(Conflict("Controller", target, _NOT_OURS))
-            elif target not in mine:
-                actions.append(AddController(bridge, spec))
-            elif mine[target].spec == spec:
-                unchanged += 1
-            else:
-                actions.append(UpdateController(bridge, spec))
-    for name, states in sorted(held.items()):
-        if name not in desired.bridges or name not in snap.bridges:
-            continue  # goes with its bridge
-        wanted = desired.controllers if name == bridge else {}
-        kept = _kept_rows(states, wanted)
-        drop = [c for c in states if c.owned and c not in kept]
-        if drop and not kept and not wanted and not desired.allow_controller_removal:
-            targets = ", ".join(sorted(c.target for c in drop))
-            reason = (
-                f"no controller wanted, but removing the last one ({targets}) would clear the bridge's flow "
-                "tables: kept (see docs/controllers.md to remove them on purpose)"
-            )
-            conflicts.append(Conflict("Controller", name, reason))
-            continue
-        actions += [DeleteController(name, c.target) for c in drop]
-    return Plan(tuple(actions), tuple(conflicts), unchanged)
-
-
-def _kept_rows(states: Sequence[ControllerState], wanted: Mapping[str, object]) -> list[ControllerState]:
-    """The rows that stay on a bridge: every foreign one, and one owned row per wanted target (preferring a
-    connected one when a target is there twice)."""
-    kept = [c for c in states if not c.owned]
-    chosen: set[str] = set()
-    for c in sorted(states, key=lambda c: not c.is_connected):
-        if c.owned and c.canonical in wanted and c.canonical not in chosen:
-            chosen.add(c.canonical)
-            kept.append(c)
-    return kept
-
-
-def _diff_ssl(desired: OvsDesired, snap: OvsSnapshot) -> Plan:
-    """The switch-wide SSL row: set when wanted, removed when tor-agent owns it and it is not wanted."""
-    have = snap.ssl
-    if desired.ssl is None:
-        return Plan((DeleteSsl(),)) if have is not None and have.owned else Plan()
-    if have is None:
-        return Plan((SetSsl(desired.ssl),))
-    if not have.owned:
-        return Plan(conflicts=(Conflict("SSL", "SSL", _NOT_OURS),))
-    return Plan(unchanged=1) if have.spec == desired.ssl else Plan((SetSsl(desired.ssl),))
-
-
-def _foreign(snap: OvsSnapshot, name: str) -> Conflict | None:
-    port, iface = snap.ports.get(name), snap.interfaces.get(name)
-    if port is not None and not port.owned:
-        return Conflict("Port", name, _NOT_OURS)
-    if iface is not None and not iface.owned:
-        return Conflict("Interface", name, _NOT_OURS)
-    return None
+LOCK_RETRY_S = 0.05  # a drift repair waits this long when another writer holds the lock
 
 
 class OvsDriver(Protocol):
@@ -222,6 +73,17 @@ class PassReport:
         extra = self.result.conflicts if self.result is not None else ()
         return tuple(dict.fromkeys((*self.plan.conflicts, *extra)))
 
+    def changes(self) -> tuple[str, ...]:
+        """One line per change made (none when the pass failed)."""
+        return self.plan.changes() if self.error is None else ()
+
+    @property
+    def errors(self) -> tuple[RuntimeFailure, ...]:
+        """What went wrong, one error each: the pass's own, every conflict, every failed interface."""
+        found: list[RuntimeFailure] = [] if self.error is None else [self.error]
+        found += Plan(conflicts=self.conflicts, failures=self.failures).findings()
+        return tuple(found)
+
     def raise_for_errors(self) -> None:
         """Raise the pass's error, or an InterfaceError naming every failed interface."""
         if self.error is not None:
@@ -244,6 +106,7 @@ class OverlayReconciler:
     def __init__(self, driver: OvsDriver, desired: OvsDesired) -> None:
         self.driver = driver
         self.desired = desired
+        self.last_snapshot: OvsSnapshot | None = None  # what the last pass read (a frozen value: any thread may look)
         self._reported: tuple[tuple[Conflict, ...], tuple[InterfaceFailure, ...]] = ((), ())
 
     def run_once(self, full: bool = False) -> PassReport:
@@ -251,7 +114,7 @@ class OverlayReconciler:
         start = time.monotonic()
         plan = Plan()
         try:
-            snap = self.driver.snapshot(full)
+            snap = self.last_snapshot = self.driver.snapshot(full)
             plan = diff_overlay(self.desired, snap)
             result = self.driver.apply(plan.actions) if plan.actions else None
             failures = _failures_after(snap, plan, result)
@@ -301,6 +164,12 @@ class EventSource(Protocol):
     def wait(self, timeout: float, fds: Sequence[int] = ()) -> None: ...
 
 
+class TryLock(Protocol):
+    """A lock the loop may take without blocking (`tor_agent.reconcile.lock.EngineLock`)."""
+
+    def try_held(self) -> AbstractContextManager[bool]: ...
+
+
 class Sidecar(Protocol):
     """Work that shares the loop's thread and OVSDB connection (`ControllerKeeper`)."""
 
@@ -317,6 +186,7 @@ class LoopStats:
     full_passes: int = 0
     writes: int = 0
     errors: int = 0
+    lock_waits: int = 0  # passes of its own put off because another writer held the lock
     last: PassReport | None = None
 
 
@@ -327,6 +197,9 @@ class OverlayLoop:
     `run()` blocks (call it from one thread, which then owns the connection); `update()` and `stop()` may
     be called from any thread. After a failed pass the next one comes `retry_after` s later. The
     `sidecar`'s `tick()` runs on every wake-up: OVSDB input, one of its fds readable, or its deadline.
+    A pass of the loop's own (an OVSDB change, the periodic full pass) runs only while it holds `lock`; when
+    another writer holds it, the loop tries again `LOCK_RETRY_S` later. A pass for an `update()` runs without
+    taking it: the engine that handed the update holds it and waits for that pass.
     """
 
     reconciler: OverlayReconciler
@@ -337,6 +210,7 @@ class OverlayLoop:
     on_report: Callable[[PassReport], None] | None = None
     stats: LoopStats = field(default_factory=LoopStats)
     sidecar: Sidecar | None = None
+    lock: TryLock | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -365,37 +239,53 @@ class OverlayLoop:
         """Reconcile until `stop()`: first a full pass, then on every change and every `full_every` s."""
         seen = None
         next_full = time.monotonic()
+        retry_at = 0.0  # a pass of the loop's own that found the lock taken waits until then
         while not self._stopped:
             self.events.run()
             if self.sidecar is not None:
                 self.sidecar.tick()
             updated = self._take_update()
             now = time.monotonic()
-            full = now >= next_full
-            if full or updated or self.events.generation != seen:
-                if not full:
-                    self._settle()
-                seen = self.events.generation
-                report = self._pass(full)
-                next_full = now + self.full_every if full else next_full
+            due = now >= next_full and now >= retry_at
+            if due or updated or (self.events.generation != seen and now >= retry_at):
+                if not due:
+                    updated = self._settle() or updated
+                with self._held(updated) as mine:
+                    if not mine:
+                        self.stats.lock_waits += 1
+                        retry_at = now + LOCK_RETRY_S
+                        continue
+                    seen = self.events.generation
+                    report = self._pass(due)
+                next_full = now + self.full_every if due else next_full
                 if report.error is not None:
                     next_full = min(next_full, time.monotonic() + self.retry_after)
                 continue
-            if self.sidecar is None:
-                self.events.wait(next_full - now, [self._wake_r])
-            else:
-                wake = min(next_full, self.sidecar.next_wakeup())
-                self.events.wait(wake - now, [self._wake_r, *self.sidecar.fds()])
-            self._drain()
+            waiting_for_lock = self.events.generation != seen or now >= next_full
+            self._sleep(now, retry_at if waiting_for_lock else next_full)
 
-    def _settle(self) -> None:
-        """Let a burst of changes arrive before diffing: wait `debounce` s, processing updates."""
+    def _sleep(self, now: float, until: float) -> None:
+        fds = [self._wake_r]
+        if self.sidecar is not None:
+            until = min(until, self.sidecar.next_wakeup())
+            fds += self.sidecar.fds()
+        self.events.wait(until - now, fds)
+        self._drain()
+
+    def _held(self, updated: bool) -> AbstractContextManager[bool]:
+        """The lock for this pass: none for an engine update (the engine holds it), else the lock if free."""
+        if updated or self.lock is None:
+            return _granted()
+        return self.lock.try_held()
+
+    def _settle(self) -> bool:
+        """Let a burst of changes arrive before diffing: wait `debounce` s; True if an update came meanwhile."""
         end = time.monotonic() + self.debounce
         while (remaining := end - time.monotonic()) > 0 and not self._stopped:
             self.events.wait(remaining, [self._wake_r])
             self.events.run()
             self._drain()
-        self._take_update()
+        return self._take_update()
 
     def _pass(self, full: bool) -> PassReport:
         report = self.reconciler.run_once(full=full)
@@ -422,3 +312,8 @@ class OverlayLoop:
                 pass
         except BlockingIOError:
             pass
+
+
+@contextmanager
+def _granted() -> Iterator[bool]:
+    yield True

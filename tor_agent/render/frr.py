@@ -137,7 +137,7 @@ def frr_view(intent: Intent) -> FrrView:
 
 
 def _link_view(interface: OspfInterface, ospf: Ospf, bridged: bool, bfd: bool) -> InterfaceView:
-    # An uplink bridge also carries the VTEP /32 (DESIGN.md §2): without the address restriction
+    # An uplink bridge also carries the VTEP /32 (docs/design.md §8): without the address restriction
     # OSPF would run a second, bogus point-to-point interface on it.
     address = interface.address
     auth = ospf.authentication

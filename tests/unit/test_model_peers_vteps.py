@@ -1,4 +1,4 @@
-"""VTEP discovery (tor_agent.health.vteps): pure, over route prefixes."""
+"""VTEP discovery (tor_agent.model.peers): pure, over route prefixes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tor_agent.config import load
 from tor_agent.config.schema import Discover
-from tor_agent.health import discover_vteps, known_vteps
+from tor_agent.model.peers import discover_vteps, known_vteps
 
 DATA = Path(__file__).resolve().parent / "data" / "health"
 PREFIXES = [

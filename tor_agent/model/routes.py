@@ -1,4 +1,5 @@
-"""Kernel IPv4 routes as plain values, and the longest-prefix match over a dump. Pure: the driver reads them.
+"""Routes as plain values: the kernel's IPv4 routes (read by tor_agent.net) and OVS's tunnel route table
+(read by tor_agent.ovs.routes), with the longest-prefix match over a dump. Pure.
 
 Multipath routes are only visible by dumping (a route lookup returns one nexthop), so tor-agent always
 dumps the main table and matches here.
@@ -59,3 +60,32 @@ def longest_match(routes: Iterable[KernelRoute], address: IPv4Address) -> Kernel
         ):
             best = route
     return best
+
+
+@dataclass(frozen=True, order=True)
+class Nexthop:
+    """A way to a VTEP in OVS's route table: out of an uplink bridge, through a gateway (None: on the link)."""
+
+    device: str
+    gateway: IPv4Address | None
+
+    def __str__(self) -> str:
+        return f"{self.device} via {self.gateway}" if self.gateway is not None else self.device
+
+
+@dataclass(frozen=True)
+class OvsRoute:
+    """One IPv4 entry of OVS's route table; `user` routes were added with ovs/route/add."""
+
+    prefix: IPv4Network
+    device: str
+    gateway: IPv4Address | None = None
+    user: bool = True
+
+    @property
+    def nexthop(self) -> Nexthop:
+        """The route's device and gateway."""
+        return Nexthop(self.device, self.gateway)
+
+    def __str__(self) -> str:
+        return f"{self.prefix} dev {self.nexthop}"

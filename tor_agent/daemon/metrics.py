@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tor_agent.daemon.paths import DEFAULT_TEXTFILE
 from tor_agent.fileio import replace_file
-
-DEFAULT_TEXTFILE = Path("/var/lib/prometheus/node-exporter/tor-agent.prom")
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,8 @@ class AgentMetrics:
     ecmp_width: dict[str, int] = field(default_factory=dict)  # remote VTEP -> kernel nexthops
     last_apply_ok: bool = True
     last_apply_time: float = 0.0
+    reload_failures: int = 0
+    missing_parts: list[str] = field(default_factory=list)  # the intent field and interface of each
 
     def record_pass(self, ok: bool, repaired: int, now: float | None = None) -> None:
         """Count one reconcile pass and the drift it repaired."""
@@ -88,6 +89,21 @@ class AgentMetrics:
                 "gauge",
                 "Kernel ECMP nexthops towards each remote VTEP.",
                 tuple(Sample(w, (("vtep", v),)) for v, w in sorted(self.ecmp_width.items())),
+            ),
+            Metric(
+                "tor_agent_config_reload_failures_total",
+                "counter",
+                "Intent files refused on reload (SIGHUP); the last good intent kept running.",
+                (Sample(self.reload_failures),),
+            ),
+            gauge(
+                "parts_missing", "Parts the intent names that are not there (each skipped).", len(self.missing_parts)
+            ),
+            Metric(
+                "tor_agent_part_missing",
+                "gauge",
+                "1 for each part the intent names that is not there.",
+                tuple(Sample(1, (("part", p),)) for p in self.missing_parts),
             ),
             gauge("last_apply_success", "1 if the last pass succeeded.", 1 if self.last_apply_ok else 0),
             gauge("last_apply_timestamp_seconds", "When the last pass ended (Unix time).", self.last_apply_time),

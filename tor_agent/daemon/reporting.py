@@ -1,0 +1,71 @@
+"""What the daemon tells the world after every pass: the status file (JSON) and the metrics textfile."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from tor_agent.config.schema import Intent
+from tor_agent.daemon.metrics import AgentMetrics, write_textfile
+from tor_agent.errors import RuntimeFailure
+from tor_agent.fileio import replace_file
+from tor_agent.health import status as underlay_status
+from tor_agent.health.readers import read_underlay
+from tor_agent.reconcile.controllers import ControllerKeeper
+from tor_agent.reconcile.report import EngineReport
+
+log = logging.getLogger(__name__)
+
+UNDERLAY_READ_TIMEOUT_S = 5.0
+
+
+class Reporter:
+    """The status file at `status_file` and, when `metrics_file` is set, the Prometheus textfile."""
+
+    def __init__(self, status_file: Path, metrics_file: Path | None) -> None:
+        self.status_file, self.metrics_file = status_file, metrics_file
+        self.metrics = AgentMetrics()
+
+    def record(self, report: EngineReport, ready: bool) -> None:
+        """Count a pass: before the first good one changes are the initial apply, after it they repair drift."""
+        self.metrics.record_pass(report.ok, sum(len(s.changes) for s in report.stages) if ready else 0)
+        self.metrics.missing_parts = list(report.missing)
+
+    def observe(self, intent: Intent, report: EngineReport, keeper: ControllerKeeper | None) -> None:
+        """After a full pass: refresh the observed gauges (one underlay read, as `verify` does) and write them."""
+        if self.metrics_file is None:
+            return
+        m = self.metrics
+        m.tunnels_up, m.tunnels_down = len(report.peers.usable), len(report.peers.dropped)
+        m.controllers_connected = len(keeper.status().connected) if keeper is not None else 0
+        try:
+            st = underlay_status(read_underlay(intent, UNDERLAY_READ_TIMEOUT_S), intent)
+            m.ospf_neighbours_full = sum(1 for u in st.uplinks if u.healthy)
+            m.ecmp_width = {str(v.address): v.width for v in st.vteps}
+        except RuntimeFailure as e:
+            log.warning("metrics: cannot read the underlay: %s", e)
+        self.write_metrics()
+
+    def write_metrics(self) -> None:
+        """Write the textfile now (when there is one)."""
+        if self.metrics_file is None:
+            return
+        try:
+            write_textfile(self.metrics, self.metrics_file)
+        except OSError as e:
+            log.warning("%s: cannot write the metrics: %s", self.metrics_file, e)
+
+    def status(self, doc: dict[str, Any]) -> None:
+        """Replace the status file with `doc`."""
+        try:
+            write_json(self.status_file, doc)
+        except OSError as e:
+            log.warning("%s: cannot write the status file: %s", self.status_file, e)
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Replace `path` with `doc` atomically (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
