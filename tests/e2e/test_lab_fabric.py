@@ -186,7 +186,7 @@ def raw_frame_crosses(lab: Lab, src: str, src_if: str, dst: str, dst_if: str, si
 def test_hosts_exchange_packets_with_their_leaf_at_full_mtu(fabric: Lab) -> None:
     """A frame of the link's full MTU crosses each host link in both directions, and one byte more does not leave.
     Seen by a raw socket on the far end: the leaf's end is an OVS port, which the leaf's kernel no longer
-    answers on (tor-agent drops its frames at netdev ingress, DESIGN.md §2 item 3; taps still see them)."""
+    answers on (tor-agent drops its frames at netdev ingress, docs/design.md, fact 3; taps still see them)."""
     for host in fabric.role("host"):
         (local, remote, mtu) = fabric.topo.links_of(host)[0]
         frame = mtu + 14  # Ethernet header
