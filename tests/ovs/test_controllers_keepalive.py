@@ -21,8 +21,9 @@ from ovs_testlib import make_intent
 
 from tor_agent.health.controllers import Endpoint
 from tor_agent.net.sockets import established_tcp
+from tor_agent.net.tcp_probe import TcpProber, tcp_connect
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings, TcpProber, tcp_connect
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
 from tor_agent.wait import wait_until
 

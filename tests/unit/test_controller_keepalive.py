@@ -14,8 +14,9 @@ import yaml
 from tor_agent.config import load_text
 from tor_agent.health.controllers import Endpoint, endpoint
 from tor_agent.model.overlay import EMPTY, ControllerSpec
+from tor_agent.net.tcp_probe import TcpProber
 from tor_agent.ovs.state import Action, ApplyResult, ControllerState, OvsSnapshot, ReconnectController
-from tor_agent.reconcile.controllers import ControllerKeeper, KeepalivePolicy, KeepaliveSettings, TcpProber
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepalivePolicy, KeepaliveSettings
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
 from tor_agent.wait import wait_until
 

@@ -27,7 +27,8 @@ from tor_agent.health.controllers import (
     judge,
     status_lines,
 )
-from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings, tcp_connect
+from tor_agent.net.tcp_probe import tcp_connect
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 
 DEFAULT_REMOTE = "unix:/run/openvswitch/db.sock"  # as tor_agent.ovs.connection (imported only when used)
 OVSDB_TIMEOUT_S = 5.0

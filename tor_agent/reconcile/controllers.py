@@ -27,8 +27,6 @@ OVSDB connection).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections import deque
@@ -48,6 +46,7 @@ from tor_agent.health.controllers import (
 )
 from tor_agent.model.overlay import desired_controllers
 from tor_agent.net.sockets import Connection, Endpoint, established_tcp
+from tor_agent.net.tcp_probe import TcpProber
 from tor_agent.ovs.errors import OvsError
 from tor_agent.ovs.state import Action, ApplyResult, ControllerState, ReconnectController
 
@@ -300,107 +299,6 @@ class KeepalivePolicy:
 # --- the shell ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    target: str
-    ok: bool
-    error: str | None
-    at: float
-
-
-def tcp_connect(where: Endpoint, timeout: float, on_port: Callable[[int], None] | None = None) -> None:
-    """Open and close a TCP connection to `where`; raises OSError when it cannot. `on_port` learns the local
-    port before the connection exists (the socket is bound first)."""
-    family = socket.AF_INET6 if where[0].version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        if on_port is not None:
-            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-            on_port(sock.getsockname()[1])
-        sock.connect((str(where[0]), where[1]))
-
-
-Connect = Callable[[Endpoint, float, Callable[[int], None]], None]
-
-
-class TcpProber:
-    """TCP connect probes, each in a short-lived thread; results are collected by the owner's thread, which
-    a pipe (`fileno`) wakes up. `connect` is injectable (tests open the socket in another namespace).
-
-    The local ports of probes in flight are known (`local_ports`): in the switch's TCP table a probe's own
-    connection would otherwise look like ovs-vswitchd's connection to the controller."""
-
-    def __init__(
-        self,
-        timeout_s: float,
-        connect: Connect = tcp_connect,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.timeout_s, self.connect, self.clock = timeout_s, connect, clock
-        self._lock = threading.Lock()
-        self._results: list[ProbeResult] = []
-        self._ports: set[int] = set()
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        self._closed = False
-
-    def fileno(self) -> int:
-        """Readable when results are waiting."""
-        return self._r
-
-    def submit(self, target: str) -> None:
-        """Probe `target` (a tcp:/ssl: target) in the background."""
-        threading.Thread(target=self._probe, args=(target,), name=f"probe {target}", daemon=True).start()
-
-    def _probe(self, target: str) -> None:
-        where = endpoint(target)
-        error: str | None = None
-        ports: list[int] = []
-
-        def bound(port: int) -> None:
-            ports.append(port)
-            with self._lock:
-                self._ports.add(port)
-
-        try:
-            if where is None:
-                raise OSError(f"cannot probe {target}")
-            self.connect(where, self.timeout_s, bound)
-        except TimeoutError:
-            error = f"no answer within {self.timeout_s:g}s"
-        except OSError as e:
-            error = os.strerror(e.errno) if e.errno else str(e)
-        with self._lock:
-            self._ports.difference_update(ports)
-            if self._closed:
-                return
-            self._results.append(ProbeResult(target, error is None, error, self.clock()))
-            os.write(self._w, b"p")
-
-    def local_ports(self) -> frozenset[int]:
-        """Local ports of the probes in flight."""
-        with self._lock:
-            return frozenset(self._ports)
-
-    def results(self) -> list[ProbeResult]:
-        """Results since the last call."""
-        try:
-            while os.read(self._r, 512):
-                pass
-        except BlockingIOError:
-            pass
-        with self._lock:
-            done, self._results = self._results, []
-        return done
-
-    def close(self) -> None:
-        """Release the pipe (probes still running finish into the void)."""
-        with self._lock:
-            self._closed = True
-            os.close(self._r)
-            os.close(self._w)
-
-
 class ControllerDriver(Protocol):
     """What the keeper needs from OVSDB (`tor_agent.ovs.connection.OvsConnection`, or a fake)."""
 
@@ -463,12 +361,12 @@ class ControllerKeeper:
             established = self._established()
             self.policy.observe(now, rows, established)
             for result in self.prober.results():
-                self.policy.probe_result(result.at, result.target, result.ok, result.error)
+                self.policy.probe_result(result.at, result.key, result.ok, result.error)
             due = self.policy.reconnects_due(now)
             if due:
                 self.driver.apply([ReconnectController(self.settings.bridge, t) for t in due])
             for target in self.policy.probes_due(now):
-                self.prober.submit(target)
+                self.prober.submit(target, endpoint(target))
         except OvsError as e:
             self.errors += 1
             log.warning("controller keeper: %s", e)
