@@ -26,27 +26,20 @@ class ProbeResult:
     at: float
 
 
-def tcp_connect(where: Endpoint, timeout: float, on_port: Callable[[int], None] | None = None) -> None:
-    """Open and close a TCP connection to `where`; raises OSError when it cannot. `on_port` learns the local
-    port before the connection exists (the socket is bound first)."""
+def tcp_connect(where: Endpoint, timeout: float) -> None:
+    """Open and close a TCP connection to `where`; raises OSError when it cannot."""
     family = socket.AF_INET6 if where[0].version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
-        if on_port is not None:
-            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-            on_port(sock.getsockname()[1])
         sock.connect((str(where[0]), where[1]))
 
 
-Connect = Callable[[Endpoint, float, Callable[[int], None]], None]
+Connect = Callable[[Endpoint, float], None]
 
 
 class TcpProber:
     """TCP connect probes, each in a short-lived thread; results are collected by the owner's thread, which
-    a pipe (`fileno`) wakes up. `connect` is injectable (tests open the socket in another namespace).
-
-    The local ports of probes in flight are known (`local_ports`): in the switch's TCP table a probe's own
-    connection would otherwise look like ovs-vswitchd's connection to the controller."""
+    a pipe (`fileno`) wakes up. `connect` is injectable (tests open the socket in another namespace)."""
 
     def __init__(
         self,
@@ -57,7 +50,6 @@ class TcpProber:
         self.timeout_s, self.connect, self.clock = timeout_s, connect, clock
         self._lock = threading.Lock()
         self._results: list[ProbeResult] = []
-        self._ports: set[int] = set()
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         self._closed = False
@@ -73,32 +65,19 @@ class TcpProber:
 
     def _probe(self, key: str, where: Endpoint | None) -> None:
         error: str | None = None
-        ports: list[int] = []
-
-        def bound(port: int) -> None:
-            ports.append(port)
-            with self._lock:
-                self._ports.add(port)
-
         try:
             if where is None:
                 raise OSError(f"cannot probe {key}")
-            self.connect(where, self.timeout_s, bound)
+            self.connect(where, self.timeout_s)
         except TimeoutError:
             error = f"no answer within {self.timeout_s:g}s"
         except OSError as e:
             error = os.strerror(e.errno) if e.errno else str(e)
         with self._lock:
-            self._ports.difference_update(ports)
             if self._closed:
                 return
             self._results.append(ProbeResult(key, error is None, error, self.clock()))
             os.write(self._w, b"p")
-
-    def local_ports(self) -> frozenset[int]:
-        """Local ports of the probes in flight."""
-        with self._lock:
-            return frozenset(self._ports)
 
     def results(self) -> list[ProbeResult]:
         """Results since the last call."""
