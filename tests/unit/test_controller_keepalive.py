@@ -301,7 +301,12 @@ def test_a_connection_ovs_vswitchd_does_not_hold_is_not_the_switch() -> None:
         a, b = keeper.status().controllers
         assert (a.connected, b.connected) == (False, True)
         assert reachable.wait(5)  # A, down, is probed ...
-        wait_until(lambda: keeper.tick() or driver.applied, 2, interval=0.001, what="the rewrite")
+
+        def rewritten() -> bool:
+            keeper.tick()
+            return bool(driver.applied)
+
+        wait_until(rewritten, 2, interval=0.001, what="the rewrite")
         assert driver.applied == [(ReconnectController("br-tor", A),)]  # ... and the switch reconnected
         assert keeper.status().ovsdb_only is None
     finally:
