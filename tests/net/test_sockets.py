@@ -1,4 +1,5 @@
-"""The kernel's established TCP connections through sock_diag, in a namespace holding only the test's own."""
+"""The kernel's established TCP connections through sock_diag, in a namespace holding only the test's own,
+and which of them a daemon holds: real processes, as root and with the packaged service's capabilities."""
 
 from __future__ import annotations
 
