@@ -199,22 +199,22 @@ def connected(lab: Lab, leaf: str, *targets: str) -> bool:
     return all(t in found and found[t]["connected"] for t in targets)
 
 
-def keeper_view(lab: Lab, leaf: str) -> dict[str, Any]:
+def keeper_view(lab: Lab, leaf: str, name: str = "keeper.json") -> dict[str, Any]:
     """What `tor-agent controllers --keep` wrote in its status file inside the leaf."""
-    return dict(json.loads(lab.exec(leaf, "cat", f"{STATE}/keeper.json").stdout))
+    return dict(json.loads(lab.exec(leaf, "cat", f"{STATE}/{name}").stdout))
 
 
-def keeper_ready(lab: Lab, leaf: str) -> bool:
-    return lab.exec(leaf, "test", "-s", f"{STATE}/keeper.json", check=False).returncode == 0
+def keeper_ready(lab: Lab, leaf: str, name: str = "keeper.json") -> bool:
+    return lab.exec(leaf, "test", "-s", f"{STATE}/{name}", check=False).returncode == 0
 
 
 def keeper_connected(lab: Lab, leaf: str) -> bool:
     return bool(keeper_view(lab, leaf)["controllers"][0]["connected"])
 
 
-def alarmed(lab: Lab, leaf: str, kind: str, subject: str) -> bool:
+def alarmed(lab: Lab, leaf: str, kind: str, subject: str, name: str = "keeper.json") -> bool:
     """The leaf's keeper raises alarm `kind` about `subject`."""
-    return [kind, subject] in [[a["kind"], a["subject"]] for a in keeper_view(lab, leaf)["alarms"]]
+    return [kind, subject] in [[a["kind"], a["subject"]] for a in keeper_view(lab, leaf, name)["alarms"]]
 
 
 # --- hosts -------------------------------------------------------------------------------------------------
@@ -499,4 +499,61 @@ def test_ssl_controllers_connect_and_a_wrong_ca_does_not(two: Setup, pki: tuple[
     finally:
         for leaf in lab.role("leaf"):
             use_intent(lab, leaf, leaf_intent(lab, leaf, list(two.targets)), two.tmp)
+        instance.stop()
+
+
+# An operator's connection to the controller (as nc, openssl s_client or a script would hold one).
+FOREIGN = (
+    "import signal, socket, sys; s = socket.create_connection((sys.argv[1], int(sys.argv[2])));"
+    " print(s.getsockname()[1], flush=True); signal.pause()"
+)
+
+
+def established_from(lab: Lab, node: str, local_port: int) -> bool:
+    """`node` has an ESTABLISHED TCP connection from `local_port` (read from /proc, not by tor-agent)."""
+    rows = [line.split() for line in lab.exec(node, "cat", "/proc/net/tcp").stdout.splitlines()[1:]]
+    return any(r[1].endswith(f":{local_port:04X}") and r[3] == "01" for r in rows)
+
+
+def test_a_foreign_connection_to_a_controller_that_refuses_the_switch_does_not_count(
+    two: Setup, pki: tuple[LabCa, Path]
+) -> None:
+    """leaf3 trusts the wrong CA, so its OVS is refused; a process on leaf3 holds a TCP connection to that
+    controller all along. Neither `verify`, `tor-agent controllers` nor a keeper may count it."""
+    lab, (ca, wrong) = two.lab, pki
+    me = ca.identities["controller"]
+    tls = ["--ssl-key", str(me.key), "--ssl-cert", str(me.cert), "--ca-cert", str(ca.cert)]
+    instance = Instance(lab, PORT_TLS, two.tmp / "ctl-tls-foreign.log", tls).start()
+    target = f"ssl:{instance.address}:{PORT_TLS}"
+    own = ca.identities["leaf3"]
+    ssl = {"private_key": str(own.key), "certificate": str(own.cert), "ca_cert": str(wrong)}
+    running: list[Background] = []
+    try:
+        use_intent(lab, "leaf3", leaf_intent(lab, "leaf3", [target], ssl=ssl), two.tmp)
+        wait_for(lambda: refused(lab, "leaf3", target), 15, "leaf3 to report the refused TLS session")
+        foreign = start(lab, "leaf3", ["python3", "-c", FOREIGN, instance.address, str(PORT_TLS)], two.tmp / "fg.log")
+        running.append(foreign)
+        port = int(wait_for(lambda: foreign.text().strip(), 10, "the foreign connection"))
+        assert established_from(lab, "leaf3", port)
+        lab.exec("leaf3", "mkdir", "-p", STATE)
+        argv = [realise.tools_env(lab.topo)["TOR_AGENT"], "controllers", "--keep", "--grace", str(GRACE_S)]
+        argv += ["--status-file", f"{STATE}/keeper-tls.json", INTENT]
+        running.append(start(lab, "leaf3", argv, two.tmp / "keeper-leaf3-tls.log"))
+        wait_for(partial(keeper_ready, lab, "leaf3", "keeper-tls.json"), 10, "leaf3's keeper")
+        alarm = partial(alarmed, lab, "leaf3", "all-down", "br-tor", "keeper-tls.json")
+        wait_for(alarm, GRACE_S + 5, "leaf3's keeper to raise all-down")
+
+        done = agent(lab, "leaf3", "verify", INTENT)
+        assert done.returncode == 1 and "no controller connected" in done.stdout, done.stdout
+        found = controllers(lab, "leaf3")[target]
+        assert not found["connected"], found
+        view = keeper_view(lab, "leaf3", "keeper-tls.json")
+        assert not view["controllers"][0]["connected"] and view["ovsdb_only"] is None  # ovs-vswitchd's sockets read
+        assert established_from(lab, "leaf3", port)  # the foreign connection was there all along
+        assert dpid(lab, "leaf3") not in instance.connections()
+    finally:
+        for process in reversed(running):
+            process.stop()
+        use_intent(lab, "leaf3", leaf_intent(lab, "leaf3", list(two.targets)), two.tmp)
+        lab.exec("leaf3", "rm", "-f", f"{STATE}/keeper-tls.json", check=False)
         instance.stop()

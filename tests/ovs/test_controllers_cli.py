@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +22,24 @@ from tor_agent.wait import wait_until
 pytestmark = pytest.mark.ovs
 
 TOR_AGENT = str(Path(sys.executable).parent / "tor-agent")
+# What tor-agent.service leaves the agent: root with CAP_NET_ADMIN only (ovs-vswitchd's fds are unreadable).
+SERVICE_CAPS = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all,+net_admin"]
 
 
-def controllers_cli(box: OvsSandbox, intent: Path, *args: str) -> Any:
-    """`tor-agent controllers --json` in ovs-vswitchd's namespace (its TCP table is the one read)."""
-    argv = ["ip", "netns", "exec", box.netns, TOR_AGENT, "controllers", "--json", "--db", box.remote, *args]
+def controllers_cli(box: OvsSandbox, intent: Path, *args: str, caps: list[str] | None = None) -> Any:
+    """`tor-agent controllers --json` in ovs-vswitchd's namespace (its TCP table is the one read); `caps`:
+    run it under these setpriv(1) options."""
+    argv = ["ip", "netns", "exec", box.netns, *(caps or []), TOR_AGENT, "controllers", "--json", "--db", box.remote]
+    argv += args
     done = subprocess.run([*argv, str(intent)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def established_from(box: OvsSandbox, local_port: int) -> bool:
+    """The sandbox's namespace has an ESTABLISHED TCP connection from `local_port` (its /proc/net/tcp)."""
+    rows = [line.split() for line in box.netns_exec("cat", "/proc/net/tcp").splitlines()[1:]]
+    return any(r[1].endswith(f":{local_port:04X}") and r[3] == "01" for r in rows)
 
 
 def test_cli_reports_connected_down_and_reachability(sandbox: OvsSandbox, conn: OvsConnection, tmp_path: Path) -> None:
@@ -84,3 +95,45 @@ def test_keep_runs_the_keeper_until_sigterm(sandbox: OvsSandbox, conn: OvsConnec
         log.close()
     assert code == 0, (tmp_path / "keep.log").read_text()
     assert "controller tcp:127.0.0.1:6653 reconnect" in (tmp_path / "keep.log").read_text()
+
+
+def test_a_connection_of_another_process_is_not_the_switchs(
+    sandbox: OvsSandbox, conn: OvsConnection, tmp_path: Path
+) -> None:
+    """The switch trusts the wrong CA: OVS is refused. An operator's plain TCP connection to the same
+    controller (as nc, openssl s_client or a script would make) must not make it look connected."""
+    ca = ctl.make_ca(tmp_path / "pki", ["switch", "controller"])
+    ctl.make_ca(tmp_path / "other", [], ca_name="other-ca")
+    ssl = ctl.ssl_section(ca, tmp_path / "other" / "other-ca.pem")
+    tls = f"ssl:127.0.0.1:{ctl.PORT_A}"
+    doc = copy.deepcopy(LEAF)
+    doc["controllers"] = {"targets": [tls, ctl.B], "max_backoff_ms": 8000, "ssl": ssl}
+    intent = tmp_path / "agent.yaml"
+    intent.write_text(yaml.safe_dump(doc))
+    with ctl.stubs(sandbox, ctl.PORT_A, tls=ctl.tls_context(ca, "controller")), ctl.stubs(sandbox, ctl.PORT_B):
+        ctl.reconcile(conn, ctl.controller_intent(sandbox, targets=[tls, ctl.B], max_backoff_ms=8000, ssl=ssl))
+
+        def settled() -> bool:
+            conn.run()
+            rows = {r.canonical: r for r in conn.controllers()}
+            return (
+                rows[ctl.B].is_connected and not rows[tls].is_connected and bool(rows[tls].status_value("last_error"))
+            )
+
+        wait_until(settled, ctl.STATUS_BUDGET_S, 0.1, "OVSDB: B connected, the TLS session refused")
+        operator = ctl.in_netns(sandbox.netns, lambda: socket.create_connection(("127.0.0.1", ctl.PORT_A)))
+        try:
+            mine = operator.getsockname()[1]
+            assert established_from(sandbox, mine), "the operator's connection is not established"
+            for caps in (None, SERVICE_CAPS):
+                out = controllers_cli(sandbox, intent, "--grace", "0", "--no-probe", caps=caps)
+                by_target = {c["target"]: c for c in out["controllers"]}
+                assert (by_target[tls]["connected"], by_target[ctl.B]["connected"]) == (False, True), caps
+                assert [(a["kind"], a["subject"]) for a in out["alarms"]] == [("down", tls)], caps
+                if caps is None:  # ovs-vswitchd's sockets told apart by their inodes
+                    assert out["ovsdb_only"] is None
+                else:  # as the service runs: OVSDB alone, and the report says why
+                    assert "Permission denied" in out["ovsdb_only"], out["ovsdb_only"]
+            assert established_from(sandbox, mine)  # there all along
+        finally:
+            operator.close()

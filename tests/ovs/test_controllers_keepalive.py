@@ -9,9 +9,10 @@ there too. Figures are printed (pytest -s).
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -20,9 +21,10 @@ from ovs_sandbox import OvsSandbox
 from ovs_testlib import make_intent
 
 from tor_agent.health.controllers import Endpoint
-from tor_agent.net.sockets import established_tcp
+from tor_agent.net.sockets import DaemonSockets, ProcessTable, established_tcp
+from tor_agent.net.tcp_probe import TcpProber, tcp_connect
 from tor_agent.ovs.connection import OvsConnection
-from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings, TcpProber, tcp_connect
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
 from tor_agent.wait import wait_until
 
@@ -47,6 +49,12 @@ class Keeping:
         return {(a.kind, a.subject) for a in self.keeper.alarms()}
 
 
+def vswitchd_sockets(sandbox: OvsSandbox) -> DaemonSockets:
+    """The sandbox's ovs-vswitchd's connections: its pid file, the TCP table of its namespace."""
+    table = ProcessTable(pidfile=sandbox.base / "ovs-vswitchd.pid")
+    return DaemonSockets(table, lambda: ctl.in_netns(sandbox.netns, established_tcp))
+
+
 @pytest.fixture
 def keeping(sandbox: OvsSandbox) -> Iterator[Keeping]:
     """The test leaf with controllers A and B (max_backoff 8 s, OVS's default) kept by a keeper."""
@@ -56,15 +64,15 @@ def keeping(sandbox: OvsSandbox) -> Iterator[Keeping]:
     )
     assert settings is not None
 
-    def connect(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
-        ctl.in_netns(sandbox.netns, lambda: tcp_connect(where, timeout, bound))
+    def connect(where: Endpoint, timeout: float) -> None:
+        ctl.in_netns(sandbox.netns, lambda: tcp_connect(where, timeout))
 
     conn = OvsConnection.open(sandbox.remote)
     keeper = ControllerKeeper(
         conn,
         settings,
         prober=TcpProber(settings.probe_timeout_s, connect),
-        sockets=lambda: ctl.in_netns(sandbox.netns, established_tcp),
+        sockets=vswitchd_sockets(sandbox),
     )
     loop = OverlayLoop(OverlayReconciler(conn, desired), conn, full_every=3600, sidecar=keeper)
     thread = threading.Thread(target=loop.run, name="overlay-loop")
@@ -134,3 +142,30 @@ def test_lose_one_then_both_then_reconnect_within_2s(sandbox: OvsSandbox, keepin
         finally:
             back_a.stop()
             back_plain.stop()
+
+
+def test_a_foreign_connection_does_not_hide_that_ovs_backs_off(sandbox: OvsSandbox, keeping: Keeping) -> None:
+    """An operator's connection to a returning controller (nc, openssl s_client, a script) is not the switch's:
+    the keeper still sees the switch in backoff and reconnects it, and reports it connected only then."""
+    with ctl.stubs(sandbox, ctl.PORT_B) as (stub_b,):
+        stub_b.wait_hello(1, timeout=10)
+        wait_until(lambda: keeping.connected()[ctl.B], 5, interval=0.05, what="the keeper to see B")
+        # A was never up: OVS backs off (1, 2, 4, then 8 s); the keeper's probes are refused, so it waits too.
+        log = sandbox.base / "ovs-vswitchd.log"
+        mark = f"br-tor<->{ctl.A}: continuing to retry connections in the background"
+        wait_until(lambda: mark in log.read_text(), 20, interval=0.05, what="OVS to back off to 8 s")
+        entered = time.monotonic()
+        wait_until(lambda: time.monotonic() - entered >= 2.0, 3, interval=0.05, what="2 s into the backoff")
+        back_a = ctl.StubController(sandbox.netns, ctl.PORT_A).start()
+        listening = time.monotonic()
+        operator = ctl.in_netns(sandbox.netns, lambda: socket.create_connection(("127.0.0.1", ctl.PORT_A)))
+        try:
+            assert not keeping.connected()[ctl.A] or back_a.hellos, "the operator's connection counted"
+            took = back_a.wait_hello(1, timeout=RECONNECT_BUDGET_S + 1) - listening
+            print(f"\ncontroller back with a foreign connection to it: tor-agent reconnected in {took:.2f} s")
+            assert took < RECONNECT_BUDGET_S  # OVS alone: ~6 s more
+            wait_until(lambda: keeping.connected()[ctl.A], 2, interval=0.05, what="the keeper to see A")
+            assert keeping.keeper.status().ovsdb_only is None  # told by ovs-vswitchd's sockets, not OVSDB
+        finally:
+            operator.close()
+            back_a.stop()

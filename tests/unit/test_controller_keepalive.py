@@ -6,16 +6,18 @@ import ipaddress
 import itertools
 import select
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import yaml
 
 from tor_agent.config import load_text
 from tor_agent.health.controllers import Endpoint, endpoint
 from tor_agent.model.overlay import EMPTY, ControllerSpec
+from tor_agent.net.sockets import DaemonSockets, Holdings, OwnerUnknown, TcpConnection
+from tor_agent.net.tcp_probe import TcpProber
 from tor_agent.ovs.state import Action, ApplyResult, ControllerState, OvsSnapshot, ReconnectController
-from tor_agent.reconcile.controllers import ControllerKeeper, KeepalivePolicy, KeepaliveSettings, TcpProber
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepalivePolicy, KeepaliveSettings
 from tor_agent.reconcile.overlay import OverlayLoop, OverlayReconciler
 from tor_agent.wait import wait_until
 
@@ -108,6 +110,39 @@ def test_without_the_kernel_table_ovsdb_decides() -> None:
     assert kinds(p) == [("disconnected", A)] and p.probes_due(1.0) == [A]
 
 
+S = "ssl:203.0.113.12:6653"
+EP_S: Endpoint = (ipaddress.ip_address("203.0.113.12"), 6653)
+
+
+def test_an_ssl_controller_is_connected_when_ovsdb_agrees() -> None:
+    """ovs-vswitchd's TCP connection is ESTABLISHED during the TLS handshake too, one refused included."""
+    p = KeepalivePolicy(replace(SETTINGS, targets=(A, S)), now=0.0)
+    p.observe(0.0, [row(A), row(S, connected=False, state="CONNECTING")], up(EP_A, EP_S))
+    assert [c.connected for c in p.status(0.0).controllers] == [True, False]
+    p.observe(1.0, [row(A), row(S, state="ACTIVE")], up(EP_A, EP_S))
+    assert [c.connected for c in p.status(1.0).controllers] == [True, True]
+
+
+def test_after_an_ssl_connection_went_an_older_is_connected_is_not_believed() -> None:
+    p = KeepalivePolicy(replace(SETTINGS, targets=(A, S)), now=0.0)
+    before = row(S, state="ACTIVE", sec_since_connect="20")
+    p.observe(0.0, [row(A), before], up(EP_A, EP_S))
+    p.observe(1.0, [row(A), before], up(EP_A))  # the connection went; OVSDB still says connected
+    assert kinds(p) == [("disconnected", S)]
+    p.observe(1.5, [row(A), before], up(EP_A, EP_S))  # a new TLS handshake, maybe one about to be refused
+    assert not p.status(1.5).controllers[1].connected
+    assert p.probes_due(1.5) == [S]
+    p.probe_result(1.5, S, ok=True)
+    assert p.reconnects_due(1.5) == []  # ovs-vswitchd is connecting: a rewrite would only cut it short
+    p.observe(4.0, [row(A), row(S, connected=False, state="BACKOFF", last_error="Protocol error")], up(EP_A))
+    assert not p.status(4.0).controllers[1].connected  # refused after all
+    assert p.reconnects_due(4.0) == [S]  # and in backoff: now the rewrite
+    p.observe(4.2, [row(A), row(S, connected=False, state="BACKOFF", last_error="Protocol error")], up(EP_A, EP_S))
+    p.observe(6.0, [row(A), row(S, state="ACTIVE", sec_since_connect="1")], up(EP_A, EP_S))
+    assert p.status(6.0).controllers[1].connected  # written by ovs-vswitchd after the loss: believed
+    assert kinds(p)[-1] == ("connected", S)
+
+
 def test_no_master_or_equal_is_an_alarm_after_grace() -> None:
     p = KeepalivePolicy(SETTINGS, now=0.0)
     p.observe(0.0, [row(A, role="slave"), row(B, role="slave")], up(EP_A, EP_B))
@@ -189,19 +224,39 @@ class Clock:
         return self.now
 
 
+@dataclass
+class Vswitchd:
+    """The TCP table of the switch's namespace and which of its sockets ovs-vswitchd holds (as /proc says)."""
+
+    table: set[TcpConnection] = field(default_factory=set)
+    held: set[int] = field(default_factory=set)  # socket inodes
+
+    def connect(self, local_port: int, remote: Endpoint, inode: int, mine: bool = True) -> None:
+        self.table.add(TcpConnection(local_port, remote, inode))
+        if mine:
+            self.held.add(inode)
+
+    def look(self, everyone: bool = False) -> Holdings:
+        return Holdings(frozenset(self.held))
+
+    def sockets(self) -> DaemonSockets:
+        """tor-agent's reader of ovs-vswitchd's connections over this fake kernel and /proc."""
+        return DaemonSockets(self, lambda: frozenset(self.table))
+
+
 def test_keeper_probes_in_threads_and_rewrites_the_target() -> None:
     reachable: set[Endpoint] = set()
 
-    def connect(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
-        bound(40000 + where[1])
+    def connect(where: Endpoint, timeout: float) -> None:
         if where not in reachable:
             raise ConnectionRefusedError(111, "Connection refused")
 
     clock = Clock()
     driver = FakeDriver([row(A, connected=False), row(B)])
-    sockets = {(33000, EP_B)}
+    vswitchd = Vswitchd()
+    vswitchd.connect(33000, EP_B, inode=9001)
     keeper = ControllerKeeper(
-        driver, SETTINGS, prober=TcpProber(0.1, connect, clock), sockets=lambda: frozenset(sockets), clock=clock
+        driver, SETTINGS, prober=TcpProber(0.1, connect, clock), sockets=vswitchd.sockets(), clock=clock
     )
     try:
         keeper.tick()  # A is down: a probe starts
@@ -219,36 +274,66 @@ def test_keeper_probes_in_threads_and_rewrites_the_target() -> None:
         keeper.tick()
         wait_until(lambda: probed() and driver.applied, 2, interval=0.001, what="the rewrite")
         assert driver.applied == [(ReconnectController("br-tor", A),)]
-        sockets.add((33001, EP_A))
+        vswitchd.connect(33001, EP_A, inode=9002)
         keeper.tick()
         assert keeper.status().controllers[0].connected and keeper.alarms() == ()
     finally:
         keeper.close()
 
 
-def test_a_probe_connection_in_the_tcp_table_is_not_the_switch() -> None:
-    in_flight = threading.Event()
-    release = threading.Event()
+def test_a_connection_ovs_vswitchd_does_not_hold_is_not_the_switch() -> None:
+    """An operator's nc, openssl s_client or the keeper's own probe: connected to A, but not ovs-vswitchd."""
+    reachable = threading.Event()
 
-    def connect(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
-        bound(41000)
-        in_flight.set()
-        release.wait(5)
+    def connect(where: Endpoint, timeout: float) -> None:
+        reachable.set()
 
-    def sockets() -> frozenset[tuple[int, Endpoint]]:
-        probe = {(41000, EP_A)} if in_flight.is_set() else set()  # the probe's own connection to A
-        return frozenset({(33000, EP_B), *probe})
-
+    clock = Clock()
     driver = FakeDriver([row(A, connected=False), row(B)])
-    keeper = ControllerKeeper(driver, SETTINGS, prober=TcpProber(1.0, connect), sockets=sockets)
+    vswitchd = Vswitchd()
+    vswitchd.connect(33000, EP_B, inode=9001)
+    vswitchd.connect(45000, EP_A, inode=7001, mine=False)
+    keeper = ControllerKeeper(
+        driver, SETTINGS, prober=TcpProber(1.0, connect, clock), sockets=vswitchd.sockets(), clock=clock
+    )
     try:
-        keeper.tick()  # starts the probe
-        assert in_flight.wait(5)
         keeper.tick()
-        assert not keeper.status().controllers[0].connected
-        release.set()
+        a, b = keeper.status().controllers
+        assert (a.connected, b.connected) == (False, True)
+        assert reachable.wait(5)  # A, down, is probed ...
+
+        def rewritten() -> bool:
+            keeper.tick()
+            return bool(driver.applied)
+
+        wait_until(rewritten, 2, interval=0.001, what="the rewrite")
+        assert driver.applied == [(ReconnectController("br-tor", A),)]  # ... and the switch reconnected
+        assert keeper.status().ovsdb_only is None
     finally:
         keeper.close()
+
+
+def test_without_ovs_vswitchds_sockets_ovsdb_decides_and_says_why() -> None:
+    class Unreadable:
+        def look(self, everyone: bool = False) -> Holdings:
+            raise OwnerUnknown("cannot read /proc/812/fd (Permission denied) and it runs in the root cgroup")
+
+    driver = FakeDriver([row(A, connected=False), row(B)])
+    table = {TcpConnection(45000, EP_A, 7001), TcpConnection(33000, EP_B, 9001)}
+    sockets = DaemonSockets(Unreadable(), lambda: frozenset(table))
+    keeper = ControllerKeeper(driver, SETTINGS, prober=TcpProber(1.0, refused), sockets=sockets, clock=Clock())
+    try:
+        keeper.tick()
+        st = keeper.status()
+        assert [c.connected for c in st.controllers] == [False, True]  # is_connected, whoever is in the table
+        assert st.ovsdb_only == "cannot read /proc/812/fd (Permission denied) and it runs in the root cgroup"
+        assert keeper.next_wakeup() == 10.0  # A's grace deadline: no TCP table to poll meanwhile
+    finally:
+        keeper.close()
+
+
+def refused(where: Endpoint, timeout: float) -> None:
+    raise ConnectionRefusedError(111, "Connection refused")  # never a real connection from a unit test
 
 
 class FakeEvents:
@@ -316,9 +401,6 @@ def test_settings_from_the_intent() -> None:
 
 
 def test_reloaded_settings_keep_the_memory_of_targets_that_stay() -> None:
-    def refused(where: Endpoint, timeout: float, bound: Callable[[int], None]) -> None:
-        raise ConnectionRefusedError(111, "Connection refused")  # never a real connection from a unit test
-
     driver = FakeDriver([row(A), row(B)])
     keeper = ControllerKeeper(driver, SETTINGS, prober=TcpProber(0.1, refused), sockets=None, clock=Clock())
     try:

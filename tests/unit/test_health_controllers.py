@@ -10,9 +10,11 @@ import yaml
 
 from tor_agent.config import Intent, load_text
 from tor_agent.health.controllers import (
+    Endpoint,
     controllers_status,
     judge,
     status_lines,
+    switch_connected,
     verify,
 )
 from tor_agent.model.overlay import ControllerSpec, SslSpec, alternate_target
@@ -58,10 +60,39 @@ def test_join_prefers_configured_order_and_lists_foreign_rows_last() -> None:
     assert len(st.connected) == 1 and st.bridge == "br-tor" and st.fail_mode == "secure"
 
 
-def test_an_established_tcp_connection_counts_before_ovsdb_catches_up() -> None:
-    established = frozenset({(ipaddress.ip_address("203.0.113.11"), 6653)})
-    st = controllers_status(intent(), [row(A, True), row(B, False)], established=established)
-    assert [c.connected for c in st.controllers] == [True, True]
+EP_A: Endpoint = (ipaddress.ip_address("203.0.113.10"), 6653)
+EP_B: Endpoint = (ipaddress.ip_address("203.0.113.11"), 6653)
+S = "ssl:203.0.113.12:6653"
+EP_S: Endpoint = (ipaddress.ip_address("203.0.113.12"), 6653)
+
+
+def test_ovs_vswitchds_tcp_connection_decides_before_ovsdb_catches_up() -> None:
+    """`established` holds only ovs-vswitchd's own connections: a just-made one counts, a lost one is gone,
+    whatever OVSDB (up to 5 s behind) still says."""
+    st = controllers_status(intent(), [row(A, True), row(B, False)], established=frozenset({EP_B}))
+    assert [c.connected for c in st.controllers] == [False, True] and st.ovsdb_only is None
+
+
+def test_the_rule_for_connected() -> None:
+    for target, reported, established, expected in [
+        (A, False, frozenset({EP_A}), True),  # tcp: ovs-vswitchd's connection, at once
+        (A, True, frozenset(), False),  # tcp: gone, OVSDB not caught up yet
+        (S, False, frozenset({EP_S}), False),  # ssl: a TLS handshake, maybe one to be refused
+        (S, True, frozenset({EP_S}), True),
+        (S, True, frozenset(), False),  # ssl: gone at once
+        (A, True, None, True),  # ovs-vswitchd's sockets cannot be told: OVSDB alone
+        (S, False, None, False),
+        ("unix:/run/ctl.sock", True, frozenset(), True),  # no TCP endpoint: OVSDB alone
+    ]:
+        assert switch_connected(target, reported, established) is expected, (target, reported, established)
+
+
+def test_when_ovsdb_alone_decides_the_report_says_why() -> None:
+    why = "cannot read /proc/812/fd (Permission denied) and it runs in the root cgroup"
+    st = controllers_status(intent(), [row(A, True), row(B, False)], established=None, ovsdb_only=why)
+    assert [c.connected for c in st.controllers] == [True, False]
+    assert st.as_json()["ovsdb_only"] == why
+    assert status_lines(st, [])[-1] == f"  connected as OVSDB says (refreshed every 5 s): {why}"
 
 
 def test_healthy_has_no_alarm() -> None:

@@ -23,11 +23,12 @@ from tor_agent.health.controllers import (
     alarm_grace_s,
     controllers_status,
     endpoint,
-    established_endpoints,
     judge,
     status_lines,
 )
-from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings, tcp_connect
+from tor_agent.net.sockets import DaemonSockets
+from tor_agent.net.tcp_probe import tcp_connect
+from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 
 DEFAULT_REMOTE = "unix:/run/openvswitch/db.sock"  # as tor_agent.ovs.connection (imported only when used)
 OVSDB_TIMEOUT_S = 5.0
@@ -52,24 +53,24 @@ GRACE = click.option(
 
 
 def read_controllers(intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool = False) -> ControllersStatus:
-    """The controllers of the intent's overlay bridge: OVSDB's Controller rows and SSL row, the kernel's TCP
-    connections (this namespace: ovs-vswitchd's on a switch) and, with `probe`, a TCP connect to each
-    controller the switch is not connected to."""
+    """The controllers of the intent's overlay bridge: OVSDB's Controller rows and SSL row, ovs-vswitchd's own
+    TCP connections (in this namespace's TCP table: run it in the switch's) and, with `probe`, a TCP connect
+    to each controller the switch is not connected to."""
     from tor_agent.ovs.connection import OvsConnection  # the ovs library: only for commands that use it
 
     with OvsConnection.open(remote, OVSDB_TIMEOUT_S) as conn:
         rows = conn.controllers()
         ssl = conn.snapshot().ssl
+    vswitchd = DaemonSockets()
     try:
-        established = established_endpoints()
-    except OSError:
-        established = None
-    st = controllers_status(intent, rows, ssl, established)
+        established = vswitchd.endpoints(frozenset(e for r in rows if (e := endpoint(r.canonical)) is not None))
+        why = vswitchd.reason
+    except OSError as e:
+        established, why = None, f"cannot read the TCP table: {e}"
+    st = controllers_status(intent, rows, ssl, established, why)
     if not probe:
         return st
-    return ControllersStatus(
-        st.bridge, st.fail_mode, tuple(_probed(c) if not c.connected else c for c in st.controllers), st.ssl
-    )
+    return replace(st, controllers=tuple(_probed(c) if not c.connected else c for c in st.controllers))
 
 
 def _probed(c: ControllerStatus) -> ControllerStatus:
@@ -161,11 +162,17 @@ def controllers(
     status_file: Path | None,
 ) -> None:
     """Show the OpenFlow controllers of the intent file CONFIG's overlay bridge: for each target whether the
-    switch is connected (OVSDB's is_connected, or an established TCP connection: OVSDB lags up to 5 s), its
-    role, OVS's connection state and last error, how long it has been up or down, and whether a TCP probe
-    reaches the ones that are down; then the alarms (a controller down for the grace time, every controller
-    down, none master or equal; the grace time is the intent's controllers.alarm_grace_s unless --grace is
-    given). Changes nothing (without --keep). Exit 0 whenever the state could be read.
+    switch is connected, its role, OVS's connection state and last error, how long it has been up or down,
+    and whether a TCP probe reaches the ones that are down; then the alarms (a controller down for the grace
+    time, every controller down, none master or equal; the grace time is the intent's
+    controllers.alarm_grace_s unless --grace is given). Changes nothing (without --keep). Exit 0 whenever
+    the state could be read.
+
+    Connected means: ovs-vswitchd's own TCP connection to the controller is established (seen at once;
+    OVSDB lags up to 5 s), and for ssl: targets OVSDB's is_connected agrees too (a TLS handshake may still
+    be refused). A connection of any other process (nc, openssl s_client) never counts. When ovs-vswitchd's
+    sockets cannot be told apart (its /proc/PID/fd unreadable and its cgroup shared), OVSDB alone decides
+    and the output says why.
 
     \b
     Example:

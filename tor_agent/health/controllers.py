@@ -2,8 +2,9 @@
 
 `controllers_status(intent, rows, ...)` joins the intent's targets with the Controller rows of the overlay
 bridge (pure); `judge` lists what is wrong (alarms), `verify` adds "no controller connected" at once.
-`established_endpoints()` reads the kernel's TCP connections (sock_diag): ovs-vswitchd refreshes
-`Controller.is_connected` only on its 5 s stats timer, the kernel knows at once whether the connection is there.
+`switch_connected` is the one rule for "connected": ovs-vswitchd refreshes `Controller.is_connected` only on
+its 5 s stats timer, while the kernel knows at once whether ovs-vswitchd's own TCP connection is there
+(tor_agent.net.sockets.DaemonSockets; a connection of any other process never counts).
 
 A one-shot reader (the CLI) has no memory: how long a controller has been down comes from OVS's own
 `sec_since_disconnect`. The long-running keeper (tor_agent.reconcile.controllers) adds what needs memory
@@ -21,7 +22,6 @@ from tor_agent.config.schema import Intent
 from tor_agent.health.finding import Finding
 from tor_agent.model.overlay import canonical_target, desired_controllers
 from tor_agent.net.sockets import Endpoint as Endpoint  # re-exported: tests use it
-from tor_agent.net.sockets import established_tcp
 from tor_agent.ovs.state import ControllerState, SslState
 
 AlarmKind = Literal["all-down", "down", "no-master", "missing", "read"]
@@ -69,6 +69,8 @@ class ControllersStatus:
     fail_mode: str | None
     controllers: tuple[ControllerStatus, ...]
     ssl: SslState | None = None
+    # Why `connected` is OVSDB's alone (ovs-vswitchd's sockets could not be told); None when they were read.
+    ovsdb_only: str | None = None
 
     @property
     def configured(self) -> tuple[ControllerStatus, ...]:
@@ -90,6 +92,7 @@ class ControllersStatus:
             "configured": len(self.configured),
             "controllers": [c.as_json() for c in self.controllers],
             "ssl": ssl,
+            "ovsdb_only": self.ovsdb_only,
         }
 
 
@@ -105,11 +108,12 @@ def controllers_status(
     rows: Iterable[ControllerState],
     ssl: SslState | None = None,
     established: frozenset[Endpoint] | None = None,
+    ovsdb_only: str | None = None,
 ) -> ControllersStatus:
     """Join the intent's controller targets with the overlay bridge's Controller rows.
 
-    `established`: remote endpoints of the TCP connections in the switch's namespace (None: unknown); a
-    controller with an established connection counts as connected even while OVSDB has not caught up.
+    `established`: the endpoints ovs-vswitchd holds an ESTABLISHED TCP connection to (None: cannot be told,
+    `ovsdb_only` says why); see `switch_connected`.
     """
     overlay = intent.overlay
     bridge = overlay.bridge if overlay is not None else None
@@ -123,7 +127,25 @@ def controllers_status(
         fail_mode=overlay.fail_mode if overlay is not None else None,
         controllers=tuple(_one(t, t in wanted, found.get(t), established) for t in targets),
         ssl=ssl,
+        ovsdb_only=None if established is not None else ovsdb_only,
     )
+
+
+def switch_connected(target: str, reported: bool, established: frozenset[Endpoint] | None) -> bool:
+    """Whether the switch is connected to controller `target`.
+
+    `reported`: OVSDB's is_connected (an OpenFlow session: TCP, TLS and HELLO done; refreshed every 5 s);
+    `established`: the endpoints ovs-vswitchd itself holds an ESTABLISHED TCP connection to (None: unknown).
+    A tcp: target is connected when ovs-vswitchd's TCP connection is there, at once (OVSDB alone when that
+    cannot be told). An ssl: target needs OVSDB to agree: ovs-vswitchd's TCP connection is ESTABLISHED for the
+    whole TLS handshake, also one about to be refused (a wrong CA), so the kernel can only tell at once that
+    an ssl: controller is gone, never that it is there.
+    """
+    tcp = endpoint(target)
+    if established is None or tcp is None:
+        return reported
+    held = tcp in established
+    return held and reported if canonical_target(target).startswith("ssl:") else held
 
 
 def _one(
@@ -131,14 +153,12 @@ def _one(
 ) -> ControllerStatus:
     if row is None:
         return ControllerStatus(target, configured)
-    tcp = endpoint(target)
-    connected = row.is_connected or (established is not None and tcp is not None and tcp in established)
     return ControllerStatus(
         target=target,
         configured=configured,
         written_as=row.target,
         owned=row.owned,
-        connected=connected,
+        connected=switch_connected(target, row.is_connected, established),
         role=row.role,
         state=row.status_value("state"),
         last_error=row.status_value("last_error"),
@@ -242,11 +262,6 @@ def endpoint(target: str) -> Endpoint | None:
         return None
 
 
-def established_endpoints() -> frozenset[Endpoint]:
-    """Remote (address, port) of every ESTABLISHED TCP connection in this thread's namespace (OSError)."""
-    return frozenset(remote for _, remote in established_tcp())
-
-
 # --- text ------------------------------------------------------------------------------------------------
 
 
@@ -260,6 +275,8 @@ def status_lines(st: ControllersStatus, alarms: Sequence[ControllerAlarm]) -> li
     if st.ssl is not None:
         s = st.ssl.spec
         lines.append(f"  SSL: key {s.private_key}, certificate {s.certificate}, CA {s.ca_cert}")
+    if st.ovsdb_only is not None:
+        lines.append(f"  connected as OVSDB says (refreshed every 5 s): {st.ovsdb_only}")
     lines += [f"alarm: {a}" for a in alarms]
     return lines
 

@@ -12,8 +12,11 @@ new target string makes it connect at once. So, while the switch is not connecte
 3. if that does not connect (e.g. TLS refused), the next rewrite waits `first_holdoff_s`, then twice as
    long each time, up to the intent's max_backoff: never more often than OVS itself would try.
 
-Whether the switch is connected comes from the kernel's TCP table when it is readable (immediate) and
-from OVSDB otherwise (`is_connected`, refreshed by ovs-vswitchd every 5 s). Alarms (via
+Whether the switch is connected follows `switch_connected` (tor_agent.health.controllers): ovs-vswitchd's
+own ESTABLISHED TCP connection, seen at once in the kernel's TCP table (a connection of any other process,
+the keeper's probes included, never counts); for ssl: targets OVSDB's `is_connected` must agree, and after
+ovs-vswitchd's connection went away, an `is_connected` written before that is not believed. When
+ovs-vswitchd's sockets cannot be told, OVSDB alone (`is_connected`, refreshed every 5 s). Alarms (via
 tor_agent.health.controllers) are raised after `grace_s`: every controller down (installed flows keep
 forwarding with fail_mode secure), one controller down, or connected controllers none of which is master
 or equal. Flap counters need memory, so they live here, in the long-running keeper.
@@ -27,12 +30,10 @@ OVSDB connection).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -45,9 +46,11 @@ from tor_agent.health.controllers import (
     alarm_grace_s,
     endpoint,
     judge,
+    switch_connected,
 )
-from tor_agent.model.overlay import desired_controllers
-from tor_agent.net.sockets import Connection, Endpoint, established_tcp
+from tor_agent.model.overlay import Pairs, canonical_target, desired_controllers
+from tor_agent.net.sockets import DaemonSockets, Endpoint
+from tor_agent.net.tcp_probe import TcpProber
 from tor_agent.ovs.errors import OvsError
 from tor_agent.ovs.state import Action, ApplyResult, ControllerState, ReconnectController
 
@@ -118,6 +121,8 @@ class _Target:
     holdoff: float = 0.0
     flaps: int = 0
     kicks: int = 0
+    held: bool | None = None  # ovs-vswitchd holds a TCP connection to it (None: cannot be told)
+    stale_status: Pairs | None = None  # ssl: the row's status when that connection went (see _stale)
 
 
 class KeepalivePolicy:
@@ -131,6 +136,7 @@ class KeepalivePolicy:
         self._no_master_since: float | None = None
         self._observed = False
         self._kernel_view = False
+        self._ovsdb_only: str | None = None
         self._raised: dict[tuple[str, str], ControllerAlarm] = {}
 
     def reconfigure(self, settings: KeepaliveSettings, now: float) -> None:
@@ -142,19 +148,27 @@ class KeepalivePolicy:
 
     # --- observations ------------------------------------------------------------------------------
 
-    def observe(self, now: float, rows: Sequence[ControllerState], established: frozenset[Endpoint] | None) -> None:
-        """The bridge's Controller rows (from OVSDB) and, if known, the kernel's established TCP endpoints."""
+    def observe(
+        self,
+        now: float,
+        rows: Sequence[ControllerState],
+        established: frozenset[Endpoint] | None,
+        ovsdb_only: str | None = None,
+    ) -> None:
+        """The bridge's Controller rows (from OVSDB) and, if known, the endpoints ovs-vswitchd holds an
+        ESTABLISHED TCP connection to (None: cannot be told, `ovsdb_only` says why)."""
         self._kernel_view = established is not None
+        self._ovsdb_only = None if established is not None else ovsdb_only
         mine: dict[str, ControllerState] = {}
         for row in sorted((r for r in rows if r.bridge == self.settings.bridge), key=lambda r: not r.is_connected):
             mine.setdefault(row.canonical, row)
         for t in self.targets.values():
             t.row = mine.get(t.target)
             tcp = endpoint(t.target)
-            if established is not None and tcp is not None:
-                up = tcp in established
-            else:
-                up = t.row is not None and t.row.is_connected
+            held = None if established is None or tcp is None else tcp in established
+            stale = self._stale(t, held)
+            reported = t.row is not None and t.row.is_connected and not stale
+            up = switch_connected(t.target, reported, established)
             if not self._observed:
                 t.link_up, t.since = up, self._first_since(now, t, up)
             elif up != t.link_up:
@@ -166,6 +180,20 @@ class KeepalivePolicy:
             self._no_master_since = None
         elif self._no_master_since is None:
             self._no_master_since = now
+
+    @staticmethod
+    def _stale(t: _Target, held: bool | None) -> bool:
+        """Whether the row's is_connected predates the loss of ovs-vswitchd's connection to an ssl: target:
+        OVSDB says connected for up to 5 s after the loss, long enough to mistake a reconnection's TLS
+        handshake (maybe one about to be refused) for a session. Any status ovs-vswitchd writes afterwards
+        is new."""
+        status = t.row.status if t.row is not None else None
+        if t.held and held is False and canonical_target(t.target).startswith("ssl:"):
+            t.stale_status = status
+        elif t.stale_status is not None and status != t.stale_status:
+            t.stale_status = None
+        t.held = held
+        return t.stale_status is not None
 
     @staticmethod
     def _first_since(now: float, t: _Target, up: bool) -> float:
@@ -216,6 +244,8 @@ class KeepalivePolicy:
         for t in self.targets.values():
             if t.link_up or not t.reachable or t.probe_ok_at is None or t.row is None or not t.row.owned:
                 continue
+            if t.held:  # ovs-vswitchd is not backing off: it holds a connection (a TLS handshake, a session
+                continue  # OVSDB does not show yet); a rewrite would only cut it
             if t.last_kick is not None and (t.probe_ok_at <= t.last_kick or now - t.last_kick < t.holdoff):
                 continue
             if t.last_kick is not None:
@@ -258,6 +288,7 @@ class KeepalivePolicy:
             bridge=self.settings.bridge,
             fail_mode=self.settings.fail_mode,
             controllers=tuple(self._status_of(now, t) for t in self.targets.values()),
+            ovsdb_only=self._ovsdb_only,
         )
 
     def _status_of(self, now: float, t: _Target) -> ControllerStatus:
@@ -300,105 +331,12 @@ class KeepalivePolicy:
 # --- the shell ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    target: str
-    ok: bool
-    error: str | None
-    at: float
+class SwitchSockets(Protocol):
+    """Which endpoints ovs-vswitchd holds a TCP connection to (`tor_agent.net.sockets.DaemonSockets`, or a fake)."""
 
+    reason: str | None  # why the last answer was None
 
-def tcp_connect(where: Endpoint, timeout: float, on_port: Callable[[int], None] | None = None) -> None:
-    """Open and close a TCP connection to `where`; raises OSError when it cannot. `on_port` learns the local
-    port before the connection exists (the socket is bound first)."""
-    family = socket.AF_INET6 if where[0].version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        if on_port is not None:
-            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-            on_port(sock.getsockname()[1])
-        sock.connect((str(where[0]), where[1]))
-
-
-Connect = Callable[[Endpoint, float, Callable[[int], None]], None]
-
-
-class TcpProber:
-    """TCP connect probes, each in a short-lived thread; results are collected by the owner's thread, which
-    a pipe (`fileno`) wakes up. `connect` is injectable (tests open the socket in another namespace).
-
-    The local ports of probes in flight are known (`local_ports`): in the switch's TCP table a probe's own
-    connection would otherwise look like ovs-vswitchd's connection to the controller."""
-
-    def __init__(
-        self,
-        timeout_s: float,
-        connect: Connect = tcp_connect,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.timeout_s, self.connect, self.clock = timeout_s, connect, clock
-        self._lock = threading.Lock()
-        self._results: list[ProbeResult] = []
-        self._ports: set[int] = set()
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        self._closed = False
-
-    def fileno(self) -> int:
-        """Readable when results are waiting."""
-        return self._r
-
-    def submit(self, target: str) -> None:
-        """Probe `target` (a tcp:/ssl: target) in the background."""
-        threading.Thread(target=self._probe, args=(target,), name=f"probe {target}", daemon=True).start()
-
-    def _probe(self, target: str) -> None:
-        where = endpoint(target)
-        error: str | None = None
-        ports: list[int] = []
-
-        def bound(port: int) -> None:
-            ports.append(port)
-            with self._lock:
-                self._ports.add(port)
-
-        try:
-            if where is None:
-                raise OSError(f"cannot probe {target}")
-            self.connect(where, self.timeout_s, bound)
-        except TimeoutError:
-            error = f"no answer within {self.timeout_s:g}s"
-        except OSError as e:
-            error = os.strerror(e.errno) if e.errno else str(e)
-        with self._lock:
-            self._ports.difference_update(ports)
-            if self._closed:
-                return
-            self._results.append(ProbeResult(target, error is None, error, self.clock()))
-            os.write(self._w, b"p")
-
-    def local_ports(self) -> frozenset[int]:
-        """Local ports of the probes in flight."""
-        with self._lock:
-            return frozenset(self._ports)
-
-    def results(self) -> list[ProbeResult]:
-        """Results since the last call."""
-        try:
-            while os.read(self._r, 512):
-                pass
-        except BlockingIOError:
-            pass
-        with self._lock:
-            done, self._results = self._results, []
-        return done
-
-    def close(self) -> None:
-        """Release the pipe (probes still running finish into the void)."""
-        with self._lock:
-            self._closed = True
-            os.close(self._r)
-            os.close(self._w)
+    def endpoints(self, wanted: Collection[Endpoint]) -> frozenset[Endpoint] | None: ...
 
 
 class ControllerDriver(Protocol):
@@ -415,13 +353,14 @@ class ControllerKeeper:
 
     Call `tick()` whenever OVSDB may have changed, a probe finished (`fds()` readable) or `next_wakeup()`
     passed: `OverlayLoop(sidecar=keeper)` does exactly that. `status()` and `alarms()` may be read from any
-    thread. `sockets` reads the established TCP endpoints of ovs-vswitchd's namespace (None: OVSDB only).
+    thread. `sockets` tells which controllers ovs-vswitchd holds a TCP connection to, in its namespace
+    (None: OVSDB only).
     """
 
     driver: ControllerDriver
     settings: KeepaliveSettings
     prober: TcpProber | None = None
-    sockets: Callable[[], frozenset[Connection]] | None = established_tcp
+    sockets: SwitchSockets | None = field(default_factory=DaemonSockets)
     clock: Callable[[], float] = time.monotonic
     policy: KeepalivePolicy = field(init=False)
 
@@ -434,6 +373,7 @@ class ControllerKeeper:
         self._alarms: tuple[ControllerAlarm, ...] = ()
         self._pending: KeepaliveSettings | None = None
         self._logged = 0
+        self._ovsdb_only: str | None = None
         self.errors = 0
 
     def update(self, settings: KeepaliveSettings) -> None:
@@ -461,14 +401,14 @@ class ControllerKeeper:
         try:
             rows = self.driver.controllers()
             established = self._established()
-            self.policy.observe(now, rows, established)
+            self.policy.observe(now, rows, established, self._ovsdb_only)
             for result in self.prober.results():
-                self.policy.probe_result(result.at, result.target, result.ok, result.error)
+                self.policy.probe_result(result.at, result.key, result.ok, result.error)
             due = self.policy.reconnects_due(now)
             if due:
                 self.driver.apply([ReconnectController(self.settings.bridge, t) for t in due])
             for target in self.policy.probes_due(now):
-                self.prober.submit(target)
+                self.prober.submit(target, endpoint(target))
         except OvsError as e:
             self.errors += 1
             log.warning("controller keeper: %s", e)
@@ -478,15 +418,23 @@ class ControllerKeeper:
         self._log_events()
 
     def _established(self) -> frozenset[Endpoint] | None:
+        """The controllers ovs-vswitchd holds a TCP connection to; None (and why, logged once) when unknown."""
+        found: frozenset[Endpoint] | None = None
         if self.sockets is None:
-            return None
-        try:
-            connections = self.sockets()
-        except OSError as e:
-            log.debug("controller keeper: cannot read the TCP table: %s", e)
-            return None
-        probes = self.prober.local_ports() if self.prober is not None else frozenset()
-        return frozenset(remote for local_port, remote in connections if local_port not in probes)
+            why: str | None = "not read"
+        else:
+            wanted = frozenset(e for e in map(endpoint, self.settings.targets) if e is not None)
+            try:
+                found = self.sockets.endpoints(wanted)
+                why = self.sockets.reason if found is None else None
+            except OSError as e:
+                why = f"cannot read the TCP table: {e}"
+        if why != self._ovsdb_only and why is not None:
+            log.info("controller keeper: ovs-vswitchd's connections from OVSDB only (up to 5 s late): %s", why)
+        elif why != self._ovsdb_only:
+            log.info("controller keeper: ovs-vswitchd's connections from the kernel's TCP table again")
+        self._ovsdb_only = why
+        return found
 
     def _log_events(self) -> None:
         for event in self.policy.events:
