@@ -218,7 +218,8 @@ HOSTILE = {
             {"s1": SPINE, "l1": LEAF}, [{"endpoints": ["s1:eth1", "l1:eth1"]}, {"type": "vxlan-ish", "endpoints": []}]
         ),
         [
-            "t.clab.yml: topology.links[1].type: 'vxlan-ish' is not a link type this tool reads (veth, or the short form)"
+            "t.clab.yml: topology.links[1].type: 'vxlan-ish' is not a link type this tool reads "
+            "(veth, or the short form)"
         ],
     ),
     "a list instead of a topology": (
