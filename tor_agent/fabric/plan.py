@@ -53,8 +53,8 @@ def derive(topo: Topology, settings: Settings) -> tuple[Plan | None, list[Findin
         if len(nodes) > pool.capacity:
             f.error(
                 f"{settings.source}: fabric.{role}_loopbacks",
-                f"{pool.prefix} from host {pool.first_host} holds {pool.capacity} {role} loopbacks; "
-                f"the topology has {len(nodes)} {role}s (use a larger prefix)",
+                f"{pool.prefix} from host {pool.first_host} has room for {pool.capacity} loopbacks; "
+                f"the topology has {len(nodes)} {'leaves' if role == 'leaf' else 'spines'} (use a larger prefix)",
             )
             continue
         for i, node in enumerate(nodes):
