@@ -54,8 +54,9 @@ class Adjacency:
 class Fabric:
     """The topology and the intents of its switches, indexed for the checks."""
 
-    def __init__(self, topo: Topology, intents: Mapping[str, Intent]) -> None:
+    def __init__(self, topo: Topology, intents: Mapping[str, Intent], unread: Iterable[str] = ()) -> None:
         self.topo = topo
+        self.unread = set(unread)  # switches whose intent did not load (already reported)
         self.intents = {n.name: intents[n.name] for n in topo.switches if n.name in intents}
         self.ports = {
             name: {u.name: Port(name, i, u) for i, u in enumerate(intent.underlay.uplinks)}
@@ -84,8 +85,8 @@ def check_fabric(topo: Topology, intents: Mapping[str, Intent], unread: Iterable
     from tor_agent.fabric.check_overlay import check_overlay
 
     f = Findings()
-    fabric = Fabric(topo, intents)
-    _coverage(fabric, intents, set(unread), f)
+    fabric = Fabric(topo, intents, unread)
+    _coverage(fabric, intents, fabric.unread, f)
     for link in topo.fabric_links:
         _link(fabric, link, f)
     _stray_uplinks(fabric, f)
@@ -130,7 +131,7 @@ def _link(fabric: Fabric, link: FabricLink, f: Findings) -> None:
         )
         return
     if spine is None or leaf is None:
-        have, lack = (spine, link.spine) if spine is not None else (leaf, link.leaf)
+        have, lack = (spine, link.leaf) if spine is not None else (leaf, link.spine)
         assert have is not None
         f.error(
             subject,

@@ -171,19 +171,26 @@ def _spine_paths(fabric: Fabric, f: Findings) -> None:
     for spine, adjs in _by_spine(fabric).items():
         for adj in adjs:
             spines_of[adj.leaf.node].add(spine)
+    for link in fabric.topo.fabric_links:  # a spine whose intent did not load: count its links as they are
+        if link.spine.node in fabric.unread and link.leaf.node in spines_of:
+            spines_of[link.leaf.node].add(link.spine.node)
     groups: dict[frozenset[str], list[str]] = defaultdict(list)
     for leaf, spines in spines_of.items():
         groups[frozenset(spines)].append(leaf)
     keys = list(groups)
     for i, a in enumerate(keys):
         for b in keys[i:]:
-            pair = groups[a] if a == b else [*groups[a], *groups[b]]
             if (a == b and len(groups[a]) < 2) or len(a & b) >= 2:
                 continue
             common = _sorted(set(a & b))
             how = f"only one spine ({common[0]})" if common else "no spine (their tunnels cross another leaf)"
-            subject = names(groups[a]) if a == b else f"{names(groups[a])} and {names(groups[b])}"
-            f.warning(subject, f"share {how}: one failure cuts the leaves apart", pair)
+            verb = "share" if a == b or len(groups[b]) > 1 else "shares"
+            partner = "" if a == b else f" with {names(groups[a])}"
+            f.warning(
+                names(groups[b]),
+                f"{verb} {how}{partner}: one failure cuts them apart",
+                [*groups[b], *(groups[a] if a != b else [])],
+            )
     for leaf, spines in spines_of.items():
         paths = fabric.intents[leaf].underlay.ospf.maximum_paths
         if paths < len(spines):

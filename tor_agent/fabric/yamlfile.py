@@ -65,7 +65,7 @@ def _bounded(doc: Any) -> bool:
 
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key putting eth2 before eth10 (and eth1 before eth01: ties keep a fixed order)."""
+    """Sort key putting eth2 before eth10 (equal numbers, eth01 and eth1, fall back to the plain string)."""
     parts = _DIGITS.split(name)
     key = tuple((1, int(p)) if i % 2 else (0, p) for i, p in enumerate(parts))
     return (*key, (0, name))
