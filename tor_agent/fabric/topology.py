@@ -27,6 +27,7 @@ MGMT_IFACE = "eth0"
 SPECIAL_NODES = ("host", "mgmt-net", "macvlan")
 _NODE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-._|]*$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
+_PLURAL = {"spine": "spines", "leaf": "leaves", "host": "hosts", "controller": "controllers"}
 _SINGLE_ENDPOINT_TYPES = ("host", "mgmt-net", "macvlan", "dummy", "vxlan", "vxlan-stitch")
 
 
@@ -394,7 +395,7 @@ class _Reader:
                 self.f.note(_at(self.source, _join(self.where, path)), f"{text}: ipv4 on a host link is not rendered")
             return AccessLink(i, roles["leaf"], roles["host"], mtu)
         if {na.role, nb.role} & {"spine", "leaf"}:
-            pair = f"a {na.role} and a {nb.role}" if na.role != nb.role else f"two {na.role}s"
+            pair = f"a {na.role} and a {nb.role}" if na.role != nb.role else f"two {_PLURAL[na.role]}"
             self.error(
                 path,
                 f"{text}: a link between {pair} is not supported "
