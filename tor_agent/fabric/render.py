@@ -12,7 +12,7 @@ from tor_agent.fabric.intents import INTENT_FILE, build_intents
 from tor_agent.fabric.plan import derive
 from tor_agent.fabric.settings import Settings
 from tor_agent.fabric.topology import Topology
-from tor_agent.fabric.view import VIEW_FILE, fabric_view_text
+from tor_agent.fabric.view import VIEW_FILE, fabric_views
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,9 @@ def render_fabric(topo: Topology, settings: Settings) -> tuple[Rendering | None,
     f.extend(check_fabric(topo, intents))
     if f.errors:
         return None, f.items
+    views = fabric_views(topo, intents)
     nodes = {
-        name: RenderedNode(
-            name,
-            v.intent,
-            {INTENT_FILE: v.text, VIEW_FILE: fabric_view_text(topo, intents, name)},
-            v.copies,
-        )
+        name: RenderedNode(name, v.intent, {INTENT_FILE: v.text, VIEW_FILE: views[name]}, v.copies)
         for name, v in valid.items()
     }
     return Rendering(topo, nodes), f.items

@@ -22,23 +22,23 @@ HEADER = (
 )
 
 
-def fabric_view(topo: Topology, intents: Mapping[str, Intent], name: str) -> dict[str, Any]:
-    """The content of `name`'s fabric.yaml."""
+def fabric_views(topo: Topology, intents: Mapping[str, Intent]) -> dict[str, str]:
+    """The text of every switch's fabric.yaml. The part every switch shares (nodes, links) is written once:
+    a fabric of N switches has N files of O(N) lines each."""
     ports = {n: {u.name: u for u in i.underlay.uplinks} for n, i in intents.items()}
     links = [lk for lk in topo.fabric_links if lk.spine.node in intents and lk.leaf.node in intents]
-    mine = sorted((lk for lk in links if name in (lk.spine.node, lk.leaf.node)), key=lambda lk: _mine(lk, name))
-    return {
-        "version": VIEW_VERSION,
-        "fabric": topo.name,
-        "node": name,
-        "uplinks": [_neighbour(lk, name, ports, intents) for lk in mine],
-        "nodes": [_node(n, intents[n]) for n in intents],
-        "links": [_link(lk, ports) for lk in links],
-    }
-
-
-def fabric_view_text(topo: Topology, intents: Mapping[str, Intent], name: str) -> str:
-    return dump(fabric_view(topo, intents, name), HEADER.format(fabric=topo.name, name=name))
+    shared = dump({"nodes": [_node(n, intents[n]) for n in intents], "links": [_link(lk, ports) for lk in links]}, "")
+    views = {}
+    for name in intents:
+        mine = sorted((lk for lk in links if name in (lk.spine.node, lk.leaf.node)), key=lambda lk: _mine(lk, name))
+        head = {
+            "version": VIEW_VERSION,
+            "fabric": topo.name,
+            "node": name,
+            "uplinks": [_neighbour(lk, name, ports, intents) for lk in mine],
+        }
+        views[name] = dump(head, HEADER.format(fabric=topo.name, name=name)) + shared
+    return views
 
 
 def _mine(link: FabricLink, name: str) -> tuple[tuple[int, int | str], ...]:
@@ -69,10 +69,10 @@ def _node(name: str, intent: Intent) -> Flow:
     return Flow({"name": name, "role": node.role, "router_id": str(node.router_id), "loopback": str(node.loopback)})
 
 
-def _link(link: FabricLink, ports: Mapping[str, Mapping[str, Uplink]]) -> dict[str, Any]:
+def _link(link: FabricLink, ports: Mapping[str, Mapping[str, Uplink]]) -> Flow:
     ends = {}
     for role, ep in (("spine", link.spine), ("leaf", link.leaf)):
         uplink = ports[ep.node].get(ep.iface)
         ends[role] = Flow({"node": ep.node, "port": ep.iface, **_address(uplink)})
     mtu = next((u.mtu for u in (ports[link.spine.node].get(link.spine.iface),) if u is not None), link.mtu)
-    return {**ends, "mtu": mtu}
+    return Flow({**ends, "mtu": mtu})

@@ -143,7 +143,7 @@ def _short(m: Mapping[str, Any]) -> bool:
 def dump(doc: Mapping[str, Any], header: str) -> str:
     """`doc` as YAML after `header` (comment lines), deterministic for a given `doc`."""
     body = yaml.dump(flowed(doc), Dumper=_Dumper, sort_keys=False, width=1 << 16, allow_unicode=True)
-    comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())  # "" for no header
     return comments + body
 
 
