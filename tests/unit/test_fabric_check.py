@@ -221,8 +221,8 @@ def test_static_peers_that_miss_a_leaf_or_name_a_spine(fabric: Fabric) -> None:
     errors, _ = fabric.check()
     assert errors == [
         "tunnel peer 198.18.255.1: of leaf1 (overlay.tunnels.peers) is spine1's loopback: a tunnel to a spine",
-        "leaf3's loopback 198.18.0.13: is in no overlay.tunnels.peers and they discover no VTEPs of leaf1: they build "
-        "no tunnel to leaf3",
+        "leaf3's loopback 198.18.0.13: is not in overlay.tunnels.peers (and no VTEP is discovered) of leaf1: they "
+        "build no tunnel to leaf3",
     ]
 
 
@@ -262,8 +262,8 @@ def test_gre_keys_and_tunnel_bfd_must_agree(fabric: Fabric) -> None:
         "drop every packet"
     ]
     assert warnings == [
-        "warning: overlay.tunnels.bfd: differs between leaves: False on leaf1 and leaf2; True on leaf3: tunnels "
-        "between them report BFD down"
+        "warning: overlay.tunnels.bfd: differs between leaves: disabled on leaf1 and leaf2; enabled on leaf3: "
+        "tunnels between them report BFD down"
     ]
 
 

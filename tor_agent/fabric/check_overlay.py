@@ -89,12 +89,12 @@ def _tunnel_reach(fabric: Fabric, f: Findings) -> None:
             if not blind:
                 continue
             if tunnels.prefix is not None:
-                why = f"is outside the VTEP prefix {tunnels.prefix} (overlay.tunnels.discover.ospf_prefix)"
+                why = f"is outside the VTEP prefix {tunnels.prefix} (overlay.tunnels.discover.ospf_prefix) of"
             else:
-                why = "is in no overlay.tunnels.peers and they discover no VTEPs"
+                why = "is not in overlay.tunnels.peers (and no VTEP is discovered) of"
             f.error(
                 f"{target}'s loopback {vtep}",
-                f"{why} of {names(blind)}: they build no tunnel to {target}",
+                f"{why} {names(blind)}: they build no tunnel to {target}",
                 [target, *blind],
             )
 
@@ -108,7 +108,7 @@ def _tunnel_agreement(fabric: Fabric, f: Findings) -> None:
             users[getattr(tunnels, attr)].append(name)
         if len(users) < 2:
             continue
-        parts = "; ".join(f"{'none' if v is None else v} on {names(n)}" for v, n in users.items())
+        parts = "; ".join(f"{_shown(v)} on {names(n)}" for v, n in users.items())
         if error:
             f.error(
                 f"overlay.tunnels.{what}",
@@ -121,6 +121,12 @@ def _tunnel_agreement(fabric: Fabric, f: Findings) -> None:
                 f"differs between leaves: {parts}: tunnels between them report BFD down",
                 fabric.leaves(),
             )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "enabled" if value else "disabled"
+    return "none" if value is None else str(value)
 
 
 # --- paths through the spines -------------------------------------------------------------------------

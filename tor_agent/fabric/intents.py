@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -66,6 +66,19 @@ class ValidIntent:
     copies: dict[str, Path]  # relative path beside agent.yaml -> the file to copy there
 
 
+@dataclass
+class _Seen:
+    """The switches and intent paths where one settings path caused one problem."""
+
+    nodes: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+    def add(self, node: str, path: str) -> None:
+        for items, item in ((self.nodes, node), (self.paths, path)):
+            if item not in items:
+                items.append(item)
+
+
 def build_intents(topo: Topology, settings: Settings, plan: Plan, f: Findings) -> dict[str, ValidIntent]:
     """Every switch's intent, validated by the intent loader; problems name the node and their origin."""
     _selectors_known(topo, settings, f)
@@ -76,7 +89,7 @@ def build_intents(topo: Topology, settings: Settings, plan: Plan, f: Findings) -
         _router_id_follows_loopback(draft)
     if settings.fabric.tunnel_peers == "static":
         _static_peers(drafts)
-    problems: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)  # (origin, message) -> nodes, paths
+    problems: dict[tuple[str, str], _Seen] = defaultdict(_Seen)  # one line per (origin, message)
     valid = {}
     for name, draft in drafts.items():
         copies = _copies(draft, settings, f)
@@ -85,14 +98,11 @@ def build_intents(topo: Topology, settings: Settings, plan: Plan, f: Findings) -
             intent = load_text(text, f"{name}/{INTENT_FILE}", settings.base_dir)
         except ConfigError as e:
             for p in e.problems:
-                seen = problems[(draft.prov.of(p.path).text(), p.message)]
-                seen.update({f"node:{name}": None, f"path:{p.path or '(top level)'}": None})
+                problems[(draft.prov.of(p.path).text(), p.message)].add(name, p.path or "(top level)")
             continue
         valid[name] = ValidIntent(name, text, intent, copies)
     for (origin, message), seen in problems.items():
-        nodes = [k[5:] for k in seen if k.startswith("node:")]
-        paths = [k[5:] for k in seen if k.startswith("path:")]
-        f.error(origin, f"{message} [{names(nodes)}: {names(paths, limit=4)}]", nodes)
+        f.error(origin, f"{message} [{names(seen.nodes)}: {names(seen.paths, limit=4)}]", seen.nodes)
     return valid
 
 
