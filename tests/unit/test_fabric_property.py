@@ -123,3 +123,67 @@ def test_one_end_of_one_link_changed_is_found(case: Case, data: st.DataObject) -
         assert problems == []
         errors = [f.text() for f in check_fabric(rendering.topology, intents) if f.severity == "error"]
     assert any(e.startswith(f"link {link}: mtu differs") for e in errors), errors
+
+
+# --- odd input never raises ---------------------------------------------------------------------------
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["spine", "leaf", "host", "controller", "s1:eth1", "l1:eth1", "eth1", "10.0.0.1/31", "", "x"]),
+    st.text(max_size=20),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.one_of(
+                st.sampled_from(["node", "interface", "endpoints", "mtu", "type", "labels"]), st.text(max_size=8)
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+_NODE = st.fixed_dictionaries(
+    {},
+    optional={
+        "labels": st.one_of(st.dictionaries(st.just("tor-agent.role"), _VALUES, max_size=1), _VALUES),
+        "kind": _VALUES,
+        "group": _VALUES,
+        "mgmt-ipv4": _VALUES,
+        "hostname": _VALUES,
+    },
+)
+
+
+@PROPERTY
+@given(
+    st.dictionaries(st.sampled_from(["s1", "l1", "h1", "c1", "x"]), st.one_of(_NODE, _VALUES), max_size=5),
+    st.lists(
+        st.one_of(
+            _VALUES,
+            st.fixed_dictionaries(
+                {"endpoints": st.lists(_VALUES, max_size=3)},
+                optional={"mtu": _VALUES, "type": _VALUES, "ipv4": _VALUES},
+            ),
+        ),
+        max_size=6,
+    ),
+    _VALUES,
+)
+def test_odd_topologies_and_settings_are_findings_never_exceptions(nodes: Any, links: Any, settings_doc: Any) -> None:
+    topo, found = parse_topology({"topology": {"nodes": nodes, "links": links}}, "odd.yml")
+    assert all(f.text() for f in found)
+    if topo is None:
+        assert any(f.severity == "error" for f in found)
+        return
+    parsed, problems = parse_settings(settings_doc, "s.yml", Path.cwd())
+    if parsed is not None:
+        render_fabric(topo, parsed)  # may refuse; must not raise
+    else:
+        assert problems

@@ -222,6 +222,10 @@ HOSTILE = {
             "(veth, or the short form)"
         ],
     ),
+    "link addresses that are not a list of two": (
+        topo_doc({"s1": SPINE, "l1": LEAF}, [{"endpoints": ["s1:eth1", "l1:eth1"], "ipv4": "10.0.0.0/31"}]),
+        ["t.clab.yml: topology.links[0].ipv4: must be a list of one address per end, e.g. [10.0.0.0/31, 10.0.0.1/31]"],
+    ),
     "a list instead of a topology": (
         ["s1", "l1"],
         ["t.clab.yml: must be a mapping: a containerlab topology (name, topology.nodes, topology.links)"],

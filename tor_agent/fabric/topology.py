@@ -337,8 +337,10 @@ class _Reader:
     def link_addresses(self, path: str, raw: dict[str, Any]) -> list[ipaddress.IPv4Interface | None]:
         """The IPv4 addresses the topology gives each end: `ipv4: [A, B]` or each endpoint's `ipv4`."""
         given: list[Any] = [None, None]
-        if isinstance(raw.get("ipv4"), list):
+        if isinstance(raw.get("ipv4"), list) and len(raw["ipv4"]) <= 2:
             given = [*raw["ipv4"], None, None][:2]
+        elif raw.get("ipv4") is not None:
+            self.error(_join(path, "ipv4"), "must be a list of one address per end, e.g. [10.0.0.0/31, 10.0.0.1/31]")
         for j, ep in enumerate(raw.get("endpoints") or []):
             if isinstance(ep, dict) and ep.get("ipv4") not in (None, "") and j < 2:
                 given[j] = ep["ipv4"]
