@@ -5,13 +5,12 @@ Pure except for reading the topology, settings and intent files and writing the 
 """
 
 from tor_agent.fabric.check import check_fabric
-from tor_agent.fabric.findings import FabricError, Finding
+from tor_agent.fabric.findings import Finding
 from tor_agent.fabric.render import RenderedNode, Rendering, render_fabric
 from tor_agent.fabric.settings import Settings, parse_settings, read_settings
 from tor_agent.fabric.topology import Topology, parse_topology, read_topology
 
 __all__ = [
-    "FabricError",
     "Finding",
     "RenderedNode",
     "Rendering",

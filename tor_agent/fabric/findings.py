@@ -6,8 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tor_agent.errors import EXIT_INVALID, TorAgentError
-
 Severity = Literal["error", "warning", "note"]
 
 
@@ -61,16 +59,6 @@ class Findings:
     def count(self) -> int:
         """How many errors so far (to tell whether a step added any)."""
         return len(self.errors)
-
-
-class FabricError(TorAgentError):
-    """The topology, the settings or the intents of a fabric are invalid; carries every finding."""
-
-    exit_code = EXIT_INVALID
-
-    def __init__(self, findings: Iterable[Finding]) -> None:
-        self.findings = tuple(findings)
-        super().__init__("\n".join(f.text() for f in self.findings))
 
 
 def names(nodes: Iterable[str], limit: int = 8) -> str:

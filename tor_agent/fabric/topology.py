@@ -111,9 +111,6 @@ class Topology:
     def switches(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.role in ("spine", "leaf")]
 
-    def links_of(self, node: str) -> list[FabricLink]:
-        return [lk for lk in self.fabric_links if node in (lk.spine.node, lk.leaf.node)]
-
 
 def read_topology(path: Path) -> tuple[Topology | None, list[Finding]]:
     """The topology in `path`, or None; with every problem found and the notes (nodes left out...)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +145,3 @@ def dump(doc: Mapping[str, Any], header: str) -> str:
     body = yaml.dump(flowed(doc), Dumper=_Dumper, sort_keys=False, width=1 << 16, allow_unicode=True)
     comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())  # "" for no header
     return comments + body
-
-
-def walk_paths(doc: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """Every (dotted path, value) under `doc`, mappings first-to-last, as the intent loader names paths."""
-    yield path, doc
-    if isinstance(doc, Mapping):
-        for key, value in doc.items():
-            yield from walk_paths(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            yield from walk_paths(value, f"{path}[{i}]")
