@@ -130,6 +130,8 @@ def test_check_arguments() -> None:
     code, _, stderr = run("fabric", "check", str(DEMO), "--intents", "/nonexistent")
     assert code == 2 and "/nonexistent: is not a directory" in stderr
     assert run("fabric", "render", str(DEMO))[0] == 2  # --output-dir is required
+    code, stdout, _ = run("fabric", "check", "--json", "/nonexistent.clab.yml")
+    assert code == 2 and json.loads(stdout)["errors"][0]["message"].startswith("no such file")
 
 
 def test_an_output_dir_that_cannot_be_made_is_a_runtime_failure(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -66,12 +66,11 @@ def render(topology: Path, settings: Path | None, output_dir: Path, as_json: boo
     from tor_agent.fabric import render_fabric
     from tor_agent.fabric.files import write_rendering
 
-    topo, conf, findings = _inputs(topology, settings)
+    topo, conf, findings = _inputs(topology, settings, as_json)
     rendering, found = render_fabric(topo, conf)
     findings += found
     if rendering is None:
         _fail(topology, findings, as_json)
-    assert rendering is not None
     findings += write_rendering(rendering, output_dir)
     nodes = {name: node.files for name, node in rendering.nodes.items()}
     if as_json:
@@ -113,7 +112,7 @@ def check(topology: Path, settings: Path | None, intents: Path | None, as_json: 
 
     if intents is not None and settings is not None:
         raise click.UsageError("--settings renders the intents to check; with --intents, leave it out")
-    topo, conf, findings = _inputs(topology, settings)
+    topo, conf, findings = _inputs(topology, settings, as_json)
     if intents is None:
         rendering, found = render_fabric(topo, conf)
         findings += found
@@ -131,7 +130,7 @@ def check(topology: Path, settings: Path | None, intents: Path | None, as_json: 
     click.echo(f"{topology}: ok ({checked} switches, {len(topo.fabric_links)} links){_warned(findings)}")
 
 
-def _inputs(topology: Path, settings: Path | None) -> tuple[Topology, Settings, list[Finding]]:
+def _inputs(topology: Path, settings: Path | None, as_json: bool) -> tuple[Topology, Settings, list[Finding]]:
     """The topology and settings, or exit 2 with every problem of both."""
     from tor_agent.fabric import read_settings, read_topology
 
@@ -139,12 +138,11 @@ def _inputs(topology: Path, settings: Path | None) -> tuple[Topology, Settings, 
     conf, found = read_settings(settings)
     findings += found
     if topo is None or conf is None or any(f.severity == "error" for f in findings):
-        _fail(topology, findings, as_json=False)
-    assert topo is not None and conf is not None
+        _fail(topology, findings, as_json)
     return topo, conf, findings
 
 
-def _fail(topology: Path, findings: list[Finding], as_json: bool) -> None:
+def _fail(topology: Path, findings: list[Finding], as_json: bool) -> NoReturn:
     if as_json:
         print_json({"ok": False, "topology": str(topology), **_by_severity(findings)})
     else:
