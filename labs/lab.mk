@@ -2,6 +2,7 @@
 #   make demo             install what is missing, build the demo fabric, print its status
 #   make down             take it away again (also after a crashed `up`)
 #   make controller-venv  os-ken in its own venv (its dependencies must not meet Debian's packages)
+#   make lab-configs      render the switches' intents of every topology (configs*/) with tor-agent fabric render
 # LAB_FILE=labs/containerlab/fabric-3x4.clab.yml picks another topology.
 
 LAB_FILE        ?= labs/containerlab/fabric.clab.yml
@@ -9,7 +10,10 @@ LAB             := labs/lab
 CONTROLLER_VENV := .venv-controller
 OSKEN_REQ       := os-ken>=4.2,<5
 
-.PHONY: controller-venv lab-status
+# Each topology, its settings (TOPOLOGY.settings.yml) and the directory its intents are rendered into.
+LAB_CONFIGS     := fabric:configs fabric-3x4:configs-3x4 fabric-leaf4:configs-leaf4
+
+.PHONY: controller-venv lab-status lab-configs
 
 controller-venv: $(CONTROLLER_VENV)/.installed
 $(CONTROLLER_VENV)/.installed: labs/lab.mk
@@ -38,3 +42,10 @@ down:
 
 lab-status:
 	@$(LAB) status $(LAB_FILE)
+
+lab-configs: venv
+	@for pair in $(LAB_CONFIGS); do \
+		topo=labs/containerlab/$${pair%%:*}; \
+		$(BIN)/tor-agent fabric render $$topo.clab.yml --settings $$topo.settings.yml \
+			--output-dir labs/containerlab/$${pair#*:} || exit 1; \
+	done

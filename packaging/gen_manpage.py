@@ -95,6 +95,21 @@ def environment(group: click.Group, ctx: click.Context) -> list[tuple[str, str]]
     return sorted(found.items())
 
 
+def sections(group: click.Group, ctx: click.Context, prefix: str) -> list[str]:
+    """A subsection per command of `group`; a command group's own commands follow it (`fabric render`)."""
+    lines: list[str] = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if command is None or command.hidden:
+            continue
+        sub = click.Context(command, info_name=name, parent=ctx, **command.context_settings)
+        lines += [f".SS {prefix}{name}", f"\\fB{usage(command, sub)}\\fR", *paragraphs(command.help)]
+        lines += [*paragraphs(command.epilog), *options(command, sub, with_help=False)]
+        if isinstance(command, click.Group):
+            lines += sections(command, sub, f"{prefix}{name} ")
+    return lines
+
+
 def man_date() -> str:
     """The build date, or the changelog's when dpkg-buildpackage sets SOURCE_DATE_EPOCH (reproducible)."""
     return time.strftime("%Y-%m-%d", time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))))
@@ -115,13 +130,7 @@ def manpage(group: click.Group, version: str) -> str:
         *options(group, ctx, with_help=True),
         ".SH COMMANDS",
     ]
-    for name in group.list_commands(ctx):
-        command = group.get_command(ctx, name)
-        if command is None or command.hidden:
-            continue
-        sub = click.Context(command, info_name=name, parent=ctx, **command.context_settings)
-        lines += [f".SS {name}", f"\\fB{usage(command, sub)}\\fR", *paragraphs(command.help)]
-        lines += [*paragraphs(command.epilog), *options(command, sub, with_help=False)]
+    lines += sections(group, ctx, "")
     lines += [".SH EXIT STATUS", *paragraphs(group.epilog)]
     lines += [".SH FILES", *(f".TP\n.I {escape(path)}\n{escape(text)}" for path, text in FILES)]
     lines += [".SH ENVIRONMENT", *(f".TP\n.B {escape(name)}\n{escape(text)}" for name, text in environment(group, ctx))]

@@ -29,7 +29,7 @@ def test_demo_fabric_reads_as_drawn() -> None:
         ("spine1:eth1", "leaf1:eth1", 9000),  # short form
         ("leaf1:eth3", "host1:eth1", 1500),  # extended form
     }
-    assert topo.nodes["leaf1"].intent_file() == FABRIC.parent / "configs" / "leaf1.yaml"
+    assert topo.nodes["leaf1"].intent_file() == FABRIC.parent / "configs" / "leaf1" / "agent.yaml"
     assert topo.nodes["controller"].mgmt_ipv4 == ipaddress.IPv4Address("203.0.113.10")
     assert topo.netns("leaf1") == "clab-tor-fabric-leaf1"
 

@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
+import click
 import pytest
 import yaml
 
@@ -275,6 +276,9 @@ def test_man_page_lists_every_command_and_is_clean_roff(tmp_path: Path) -> None:
     page = gen_manpage().manpage(main, __version__)
     for name in main.list_commands(None):  # type: ignore[arg-type]
         assert f"\n.SS {name}\n" in page
+        command = main.get_command(None, name)  # type: ignore[arg-type]
+        for sub in command.list_commands(None) if isinstance(command, click.Group) else ():  # type: ignore[arg-type]
+            assert f"\n.SS {name} {sub}\n" in page
     man = shutil.which("man")
     if man is None:
         pytest.skip("man not installed (apt install man-db): cannot check the roff")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from tor_agent import __version__
-from tor_agent.cli import apply, controllers, health, intent, run
+from tor_agent.cli import apply, controllers, fabric, health, intent, run
 
 
 @click.group(
@@ -30,3 +30,4 @@ def main() -> None:
 for command in (intent.check, intent.render, apply.apply, apply.diff, health.status, health.verify, run.run):
     main.add_command(command)
 main.add_command(controllers.controllers)
+main.add_command(fabric.fabric)
