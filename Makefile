@@ -6,7 +6,8 @@ BIN     := $(VENV)/bin
 # (python3-pytest), so .venv/bin/pytest may not exist.
 RUN     := $(BIN)/python -m
 APT_PKGS := frr frr-pythontools openvswitch-switch python3-openvswitch python3-pyroute2 python3-click \
-            python3-jinja2 python3-yaml python3-venv python3-pip iproute2 iputils-ping nftables ethtool procps
+            python3-jinja2 python3-yaml python3-venv python3-pip iproute2 iputils-ping nftables ethtool procps \
+            python3-hypothesis
 
 VENV_PYPI := .venv-pypi
 
@@ -52,7 +53,7 @@ test: deps lint unit-pypi
 	PATH=$(CURDIR)/$(BIN):$$PATH $(RUN) pytest -q tests --ignore=tests/packaging
 
 clean:
-	rm -rf $(VENV) $(VENV_PYPI) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV_PYPI) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
 
 # The namespace lab (labs/lab) and the demo fabric.
 -include labs/lab.mk
