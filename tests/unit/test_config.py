@@ -156,7 +156,7 @@ BAD = [
         "controllers.ssl",
         {"private_key": "/no/sw.key", "certificate": "/no/sw.crt", "ca_cert": "/no/ca.crt"},
         "controllers.ssl.private_key",
-        "does not exist",
+        "cannot read /no/sw.key: no such file",
     ),
 ]
 
@@ -223,10 +223,18 @@ def test_mtu_check_counts_gre_key(tmp_path: Path) -> None:
     assert load(path).overlay is not None
 
 
+def write_pem(path: Path, label: str, mode: int = 0o600) -> Path:
+    """A file holding one well-formed PEM block labelled `label` (the loader checks the kind, not the key)."""
+    path.write_text(f"-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n")
+    path.chmod(mode)
+    return path
+
+
 def test_ssl_files_resolve_relative_to_intent(tmp_path: Path) -> None:
-    for name in ("sw.key", "sw.crt", "ca.crt"):
-        (tmp_path / name).write_text("x")
+    for name, label in (("sw.key", "PRIVATE KEY"), ("sw.crt", "CERTIFICATE"), ("ca.crt", "CERTIFICATE")):
+        write_pem(tmp_path / name, label)
     doc = changed("controllers.targets", ["ssl:203.0.113.11:6653", "tcp:[2001:db8::1]:6653"])
+    doc["controllers"]["allow_plaintext"] = True
     doc["controllers"]["ssl"] = {"private_key": "sw.key", "certificate": "sw.crt", "ca_cert": "ca.crt"}
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(doc))

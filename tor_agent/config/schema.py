@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
+from tor_agent.errors import Problem
+
 Role = Literal["leaf", "spine"]
 Datapath = Literal["system", "netdev"]
 FailMode = Literal["secure", "standalone"]
@@ -72,7 +74,7 @@ class Discover:
 @dataclass(frozen=True)
 class Tunnels:
     type: Literal["gre"] = "gre"
-    key: int | None = None
+    key: int | Literal["flow"] | None = None  # "flow": the tunnel ID an OpenFlow controller sets per packet
     tenant_mtu: int = 1500
     bfd: bool = False
     peers: tuple[IPv4Address, ...] = ()
@@ -84,7 +86,7 @@ class Tunnels:
 class Overlay:
     bridge: str
     datapath: Datapath
-    dpid: str  # 16 lowercase hex digits, pinned so it never changes with ports
+    dpid: str  # 16 lowercase hex digits, pinned so it never changes with ports (default: from the router ID)
     protocols: tuple[str, ...]
     fail_mode: FailMode
     access_ports: tuple[str, ...]
@@ -120,6 +122,7 @@ class Controllers:
     ssl: Ssl | None = None
     alarm_grace_s: int = 10  # the keeper's and status/verify's alarm grace time
     probe_interval_ms: int = 500  # the keeper's TCP probe of a controller the switch is not connected to
+    allow_plaintext: bool = False  # tcp: targets beside ssl settings
 
 
 @dataclass(frozen=True)
@@ -132,3 +135,4 @@ class Intent:
     overlay: Overlay | None = None
     controllers: Controllers | None = None
     source: str = "<memory>"
+    warnings: tuple[Problem, ...] = field(default=(), compare=False, repr=False)  # e.g. a key file others can read

@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from tor_agent.config import limits as L
-from tor_agent.config.reader import Reader, ifname, join, resolve
+from tor_agent.config.files import FileProblem, read_file
+from tor_agent.config.quote import one_line, shown
+from tor_agent.config.reader import Reader, ifname, join, resolve, secret_file_mode, unicast_problem
 from tor_agent.config.schema import Bfd, Intent, Node, Ospf, OspfAuth, Underlay, Uplink
 from tor_agent.config.validate_overlay import build_controllers, build_overlay
 
 SUPPORTED_VERSIONS = (1,)
-_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*", re.ASCII)
+HOSTNAME_MAX = 253  # a DNS name; FRR refuses 255 and more
+OSPF_DEFAULT_HELLO_S = 10  # FRR's, when hello_interval_s is not set
+# An OSPF MD5 key as vtysh keeps it: printable ASCII without space, and without `?` (vtysh's help key).
+_OSPF_KEY = re.compile(r"[!-~]+", re.ASCII)
 
 
 def build_intent(doc: Any, base_dir: Path, r: Reader) -> Intent | None:
@@ -27,7 +33,7 @@ def build_intent(doc: Any, base_dir: Path, r: Reader) -> Intent | None:
     node = _node(top.get("node"), r) if "node" in top else None
     underlay = _underlay(top.get("underlay"), base_dir, node, r) if "underlay" in top else None
     overlay = build_overlay(top["overlay"], node, underlay, r) if "overlay" in top else None
-    controllers = build_controllers(top["controllers"], base_dir, r) if "controllers" in top else None
+    controllers = build_controllers(top["controllers"], base_dir, node, underlay, r) if "controllers" in top else None
     if node is not None:
         _role_sections(node, top, r)
     if r.problems or node is None or underlay is None or version is None:
@@ -62,9 +68,10 @@ def _node(raw: Any, r: Reader) -> Node | None:
     hostname = r.string(m, "node", "hostname")
     if hostname is not None:
         r.require(
-            bool(_HOSTNAME.match(hostname)),
+            len(hostname) <= HOSTNAME_MAX and bool(_HOSTNAME.fullmatch(hostname)),
             "node.hostname",
-            f"{hostname!r} is not a valid hostname (allowed: letters, digits and - in dot-separated labels of 1..63)",
+            f"{shown(hostname)} is not a valid hostname (allowed: letters, digits and - in dot-separated labels "
+            f"of 1..63, at most {HOSTNAME_MAX} characters)",
         )
     role = r.string(m, "node", "role", choices=("leaf", "spine"))
     router_id = r.ipv4(m["router_id"], "node.router_id") if "router_id" in m else None
@@ -138,6 +145,13 @@ def _ospf(raw: Any, base_dir: Path, r: Reader) -> Ospf | None:
             join(p, "dead_interval_s"),
             f"must be greater than hello_interval_s ({hello}); 4 x hello is usual",
         )
+    elif dead is not None:
+        r.require(
+            dead > OSPF_DEFAULT_HELLO_S,
+            join(p, "dead_interval_s"),
+            f"must be greater than the hello interval, FRR's default {OSPF_DEFAULT_HELLO_S} s as hello_interval_s "
+            "is not set; 4 x hello is usual",
+        )
     bfd = _bfd(m["bfd"], r) if "bfd" in m else None
     auth = _auth(m["authentication"], base_dir, r) if "authentication" in m else None
     lsa_throttle = r.integer(m, p, "lsa_throttle_ms", *L.OSPF_LSA_THROTTLE_MS, default=5000)
@@ -174,20 +188,19 @@ def _auth(raw: Any, base_dir: Path, r: Reader) -> OspfAuth | None:
     key_file = resolve(base_dir, key_file)
     where = join(p, "key_file")
     try:
-        key = Path(key_file).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        r.require(
-            False,
-            where,
-            f"cannot read {key_file}: {getattr(e, 'strerror', None) or e} (create it with the MD5 key, mode 0600)",
-        )
+        content = read_file(key_file)
+    except FileProblem as e:
+        r.require(False, where, f"cannot read {one_line(key_file)}: {e} (create it holding the MD5 key, mode 0600)")
         return None
+    key = content.data.strip().decode("ascii", errors="replace")
     lo, hi = L.OSPF_MD5_KEY_LEN
     ok = r.require(
-        lo <= len(key) <= hi and key.isprintable() and " " not in key,
+        lo <= len(key) <= hi and bool(_OSPF_KEY.fullmatch(key)) and "?" not in key,
         where,
-        f"{key_file} must hold one key of {lo}..{hi} printable characters without spaces",
+        f"{one_line(key_file)} must hold one key of {lo}..{hi} ASCII printable characters without spaces or ? "
+        "(FRR counts bytes; vtysh takes ? as a request for help)",
     )
+    secret_file_mode(content.mode, key_file, where, r)
     return OspfAuth(key_id=key_id, key_file=key_file, key=key) if ok else None
 
 
@@ -237,6 +250,9 @@ def _uplink(raw: Any, p: str, r: Reader) -> Uplink | None:
 
 def _link_address(address: ipaddress.IPv4Interface, path: str, r: Reader) -> None:
     net = address.network
+    why = unicast_problem(address.ip)
+    if not r.require(why is None, path, f"{address.ip} is not a unicast address ({why}; allowed: a host address)"):
+        return
     if not r.require(
         8 <= net.prefixlen <= 31,
         path,
@@ -252,29 +268,46 @@ def _link_address(address: ipaddress.IPv4Interface, path: str, r: Reader) -> Non
 
 
 def _uplinks_apart(uplinks: tuple[Uplink, ...], node: Node | None, r: Reader) -> None:
-    """Names unique; subnets apart from each other and from the loopback."""
+    """Names unique; subnets apart from each other and from the loopback (sorted: n log n, not n²)."""
     seen: dict[str, int] = {}
     for i, u in enumerate(uplinks):
-        path = f"underlay.uplinks[{i}]"
         if u.name in seen:
             r.require(
                 False,
-                join(path, "name"),
+                f"underlay.uplinks[{i}].name",
                 f"{u.name!r} is already underlay.uplinks[{seen[u.name]}] (names must be unique)",
             )
         seen.setdefault(u.name, i)
-        if u.address is None:
-            continue
-        for j, other in enumerate(uplinks[:i]):
-            if other.address is not None and u.address.network.overlaps(other.address.network):
-                r.require(
-                    False,
-                    join(path, "address"),
-                    f"{u.address.network} overlaps underlay.uplinks[{j}] ({other.address.network})",
-                )
-        if node is not None:
+        if u.address is not None and node is not None:
             r.require(
                 node.loopback.ip not in u.address.network,
-                join(path, "address"),
+                f"underlay.uplinks[{i}].address",
                 f"{u.address.network} contains the loopback {node.loopback.ip} (keep the loopback outside every link)",
             )
+    _subnets_apart(uplinks, r)
+
+
+def _subnets_apart(uplinks: tuple[Uplink, ...], r: Reader) -> None:
+    # CIDR blocks either nest or are disjoint: in address order, a block overlaps an earlier one exactly
+    # when it starts before the widest block seen so far ends.
+    numbered = sorted(
+        (int(u.address.network.network_address), -u.address.network.prefixlen, i)
+        for i, u in enumerate(uplinks)
+        if u.address is not None
+    )
+    widest: tuple[int, int] | None = None  # (last address, index)
+    overlaps: list[tuple[int, int]] = []
+    for start, _, i in numbered:
+        net = uplinks[i].address.network  # type: ignore[union-attr]
+        if widest is not None and start <= widest[0]:
+            overlaps.append((i, widest[1]))
+        if widest is None or int(net.broadcast_address) > widest[0]:
+            widest = (int(net.broadcast_address), i)
+    for i, j in sorted(overlaps):
+        first, later = sorted((i, j))
+        other = uplinks[first].address.network  # type: ignore[union-attr]
+        r.require(
+            False,
+            f"underlay.uplinks[{later}].address",
+            f"{uplinks[later].address.network} overlaps underlay.uplinks[{first}] ({other})",  # type: ignore[union-attr]
+        )
