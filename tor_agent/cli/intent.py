@@ -1,4 +1,4 @@
-"""`tor-agent check` and `tor-agent render`: read-only commands on the intent file."""
+"""`tor-agent check`, `render` and `schema`: read-only commands on the intent file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
 from tor_agent.config import IntentError, load
+from tor_agent.config.describe import schema_json
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, ConfigError, Problem
 from tor_agent.fileio import replace_file
@@ -75,6 +76,21 @@ def render(config: Path, output: Path | None) -> None:
         replace_file(output, text, mode=0o600)  # the key is the writer's alone, whatever the path held before
     else:
         replace_file(output, text, keep_owner=_is_regular_file(output))  # frr.conf keeps frr:frr and its mode
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of the intent file, generated from the same declarations the
+    loader reads it with. Editors use it to complete and check the file as it is written; `check` also
+    checks the rules that span fields. Changes nothing.
+
+    \b
+    Example:
+      tor-agent schema > /etc/tor-agent/intent.schema.json
+      # in agent.yaml, for editors with the YAML language server:
+      # yaml-language-server: $schema=/etc/tor-agent/intent.schema.json
+    """
+    click.echo(schema_json(), nl=False)
 
 
 def _is_regular_file(path: Path) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tor_agent.config.files import FileProblem, read_file
 from tor_agent.config.quote import one_line
-from tor_agent.config.reader import Reader
+from tor_agent.config.reader import MAX_PROBLEMS, Reader, TooManyProblems
 from tor_agent.config.schema import Intent
 from tor_agent.config.validate import build_intent
 from tor_agent.config.yamlio import parse_yaml
@@ -53,7 +53,11 @@ def load_text(text: str, source: str = "<text>", base_dir: Path | None = None) -
     if doc is None:
         raise IntentError(source, [Problem("", "is empty (an intent file needs at least version, node and underlay)")])
     reader = Reader()
-    intent = build_intent(doc, base_dir or Path.cwd(), reader)
+    try:
+        intent = build_intent(doc, base_dir or Path.cwd(), reader)
+    except TooManyProblems:
+        stop = Problem("", f"stopped after {MAX_PROBLEMS} problems: fix these, then check again")
+        raise IntentError(source, [*reader.problems, stop], reader.warnings) from None
     if reader.problems or intent is None:
         raise IntentError(source, reader.problems or [Problem("", "is not a valid intent")], reader.warnings)
     return dataclasses.replace(intent, source=source, warnings=tuple(_bounded(reader.warnings)))

@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-MAX_BYTES = 1 << 20  # 1 MiB: 20 000 static tunnel peers take 430 KB; a CA bundle about 220 KB
+MAX_BYTES = 512 << 10  # 20 000 static tunnel peers take 430 KB, a CA bundle about 220 KB; an intent ~2 KB
 
 _KINDS = {
     stat.S_IFDIR: "a directory",
@@ -80,4 +80,4 @@ def _why(e: OSError) -> str:
 
 
 def _size(n: int) -> str:
-    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
+    return f"{n >> 10} KiB" if n % (1 << 10) == 0 else f"{n} bytes"

@@ -26,14 +26,20 @@ def shown(value: object, limit: int = LIMIT) -> str:
 
 def one_line(text: str, limit: int = 4 * LIMIT) -> str:
     """`text` with control characters escaped, cut to `limit` characters."""
-    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    text = text[: limit + 1]
+    flat = text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 def type_name(value: object) -> str:
     """How an operator would call the type of a YAML value."""
     names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer"}
-    return names.get(type(value), type(value).__name__)
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def got(value: object) -> str:
+    """What a value is, for "must be ..., got ...": its type and the value, bounded."""
+    return "null" if value is None else f"{type_name(value)} {shown(value)}"
 
 
 def _pieces(value: object, limit: int) -> Iterator[str]:

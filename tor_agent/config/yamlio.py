@@ -6,7 +6,8 @@
   `:` or `_` stays the text it is, so a field that wants an integer refuses it and a string field (a
   DPID, a hostname) keeps it as written. Integers have at most 30 digits (or 30 hexadecimal digits).
 - Dates and times are not read as timestamps (`2024-02-30` is a string, not a crash).
-- Nesting is limited to `MAX_DEPTH` levels (the intent needs 5), so no input exhausts the stack.
+- Nesting is limited to `MAX_DEPTH` levels (the intent needs 5), so no input exhausts the stack, and a
+  document to `MAX_NODES` values, so none takes long to read.
 Every failure is one `Problem` naming the line and column; nothing raises past `parse_yaml`.
 """
 
@@ -25,6 +26,7 @@ from tor_agent.config.quote import one_line, shown
 from tor_agent.errors import Problem
 
 MAX_DEPTH = 32
+MAX_NODES = 50_000  # 20 000 static peers are 20 000 values; parsing 50 000 takes about 0.25 s
 
 _INT = "tag:yaml.org,2002:int"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -70,6 +72,7 @@ class _IntentLoader(_EventSource, Composer, SafeConstructor, _Resolver):
         SafeConstructor.__init__(self)
         _Resolver.__init__(self)
         self._depth = 0
+        self._nodes = 0
 
     # CParser composes nodes itself, recursively in C: use the Python composer, whose depth is checked.
     check_node = Composer.check_node
@@ -78,11 +81,14 @@ class _IntentLoader(_EventSource, Composer, SafeConstructor, _Resolver):
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
+        self._nodes += 1
         try:
-            if self._depth > MAX_DEPTH:
+            if self._depth > MAX_DEPTH or self._nodes > MAX_NODES:
                 event = self.peek_event()
                 mark: Any = event.start_mark if event is not None else None  # libyaml's or PyYAML's Mark
-                raise _Refused(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=mark)
+                too_deep = f"nested more than {MAX_DEPTH} levels deep"
+                too_many = f"more than {MAX_NODES} values (an intent file needs far fewer)"
+                raise _Refused(problem=too_deep if self._depth > MAX_DEPTH else too_many, problem_mark=mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
