@@ -142,15 +142,39 @@ def test_real_tls_files_load(tmp_path: Path) -> None:
 # --- render --output ------------------------------------------------------------------------------------
 
 
-def test_a_rendering_with_the_key_is_written_0600(tmp_path: Path) -> None:
+SOMEONE = 4242  # a uid that is not ours: who owned the file (or a symlink's target) before
+
+
+def owned_by_someone(path: Path, mode: int) -> None:
+    path.chmod(mode)
+    if os.geteuid() == 0:
+        os.chown(path, SOMEONE, SOMEONE)
+
+
+def owner_and_mode(path: Path) -> tuple[int, int]:
+    st = path.lstat()
+    return st.st_uid, st.st_mode & 0o777
+
+
+def test_a_rendering_with_the_key_is_written_0600_and_ours(tmp_path: Path) -> None:
     config = with_key_file(tmp_path, 0o600)
     target = tmp_path / "frr.conf"
     target.write_text("old")
-    target.chmod(0o644)
+    owned_by_someone(target, 0o644)
     assert run("render", str(config), "--output", str(target))[0] == 0
     assert "message-digest-key 1 md5 s3cret" in target.read_text()
-    st = target.stat()
-    assert (st.st_mode & 0o777, st.st_uid) == (0o600, os.geteuid())
+    assert owner_and_mode(target) == (os.geteuid(), 0o600)
+
+
+def test_a_rendering_without_a_key_keeps_a_regular_files_owner_and_mode(tmp_path: Path) -> None:
+    """frr.conf belongs to frr:frr; rewriting it must not take it from FRR."""
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump(changed("overlay.tunnels.key", 5)))
+    target = tmp_path / "frr.conf"
+    target.write_text("old")
+    owned_by_someone(target, 0o640)
+    assert run("render", str(config), "--output", str(target))[0] == 0
+    assert owner_and_mode(target) == (SOMEONE if os.geteuid() == 0 else os.geteuid(), 0o640)
 
 
 @pytest.mark.parametrize("keyed", [True, False])
@@ -160,10 +184,11 @@ def test_render_replaces_a_symlink_instead_of_writing_through_it(keyed: bool, tm
         config.write_text(yaml.safe_dump(changed("overlay.tunnels.key", 5)))
     victim = tmp_path / "someone-elses"
     victim.write_text("theirs")
-    victim.chmod(0o664)
+    owned_by_someone(victim, 0o664)
+    before = owner_and_mode(victim)
     link = tmp_path / "frr.conf"
     link.symlink_to(victim)
     assert run("render", str(config), "--output", str(link))[0] == 0
-    assert victim.read_text() == "theirs" and victim.stat().st_mode & 0o777 == 0o664
+    assert victim.read_text() == "theirs" and owner_and_mode(victim) == before
     assert not link.is_symlink() and "router ospf" in link.read_text()
-    assert link.stat().st_mode & 0o777 == (0o600 if keyed else 0o644)  # not the symlink target's mode
+    assert owner_and_mode(link) == (os.geteuid(), 0o600 if keyed else 0o644)  # not the symlink target's
