@@ -11,7 +11,7 @@ APT_PKGS := frr frr-pythontools openvswitch-switch python3-openvswitch python3-p
 
 VENV_PYPI := .venv-pypi
 
-.PHONY: deps venv lint test unit unit-pypi clean
+.PHONY: deps venv lint test unit unit-pypi docs clean
 
 # Install Debian packages (only those missing) and the project's venv. Idempotent.
 deps:
@@ -52,8 +52,12 @@ test: deps lint unit-pypi
 	PATH=$(CURDIR)/$(BIN):$$PATH $(RUN) pytest -q -rs tests/packaging
 	PATH=$(CURDIR)/$(BIN):$$PATH $(RUN) pytest -q tests --ignore=tests/packaging
 
+# docs/config.md's tables and docs/intent.schema.json, from the intent's declarations (a unit test checks them).
+docs: venv
+	$(RUN) tor_agent.config.docs
+
 clean:
-	rm -rf $(VENV) $(VENV_PYPI) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV_PYPI) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
 
 # The namespace lab (labs/lab) and the demo fabric.
 -include labs/lab.mk

@@ -65,7 +65,7 @@ DELETE = object()
 
 # (what to change, new value, the exact path reported, a fragment of the message)
 BAD = [
-    ("version", 2, "version", "unsupported version 2"),
+    ("version", 2, "version", "2 is not supported (allowed: 1)"),
     ("version", DELETE, "version", "is required"),
     ("color", "red", "color", "unknown key"),
     ("node.hostname", "-leaf", "node.hostname", "not a valid hostname"),
@@ -98,7 +98,7 @@ BAD = [
         "underlay.ospf.authentication.key_file",
         "cannot read /nonexistent/ospf.key",
     ),
-    ("underlay.uplinks", [], "underlay.uplinks", "at least one uplink"),
+    ("underlay.uplinks", [], "underlay.uplinks", "needs at least one item"),
     ("underlay.uplinks", "eth1", "underlay.uplinks", "must be a list"),
     ("underlay.uplinks[1].name", "eth1", "underlay.uplinks[1].name", "already underlay.uplinks[0]"),
     ("underlay.uplinks[1].name", "a-very-long-ifname", "underlay.uplinks[1].name", "not a valid interface name"),
@@ -132,7 +132,7 @@ BAD = [
     ("overlay.tunnels.hold_down_s", -1, "overlay.tunnels.hold_down_s", "-1 is out of range (allowed: 0..600)"),
     ("overlay.tunnels.hold_down_s", 601, "overlay.tunnels.hold_down_s", "601 is out of range (allowed: 0..600)"),
     ("overlay.tunnels.hold_down_s", "10s", "overlay.tunnels.hold_down_s", "must be an integer, got a string '10s'"),
-    ("controllers.targets", [], "controllers.targets", "at least one target"),
+    ("controllers.targets", [], "controllers.targets", "needs at least one item"),
     ("controllers.targets", ["tcp:203.0.113.10:0"], "controllers.targets[0]", "port '0' is out of range"),
     ("controllers.targets", ["tcp:203.0.113.10:65536"], "controllers.targets[0]", "out of range"),
     ("controllers.targets", ["udp:203.0.113.10:6653"], "controllers.targets[0]", "scheme 'udp'"),
@@ -150,13 +150,18 @@ BAD = [
     ("controllers.alarm_grace_s", True, "controllers.alarm_grace_s", "must be an integer, got a boolean"),
     ("controllers.probe_interval_ms", 99, "controllers.probe_interval_ms", "99 is out of range (allowed: 100..10000)"),
     ("controllers.probe_interval_ms", 10001, "controllers.probe_interval_ms", "out of range (allowed: 100..10000)"),
-    ("controllers.probe_interval_ms", None, "controllers.probe_interval_ms", "must be an integer, got NoneType"),
+    (
+        "controllers.probe_interval_ms",
+        None,
+        "controllers.probe_interval_ms",
+        "must be an integer, got null (allowed: 100..10000)",
+    ),
     ("controllers.probe_interval_s", 1, "controllers.probe_interval_s", "unknown key"),
     (
         "controllers.ssl",
         {"private_key": "/no/sw.key", "certificate": "/no/sw.crt", "ca_cert": "/no/ca.crt"},
         "controllers.ssl.private_key",
-        "does not exist",
+        "cannot read /no/sw.key: no such file",
     ),
 ]
 
@@ -223,10 +228,18 @@ def test_mtu_check_counts_gre_key(tmp_path: Path) -> None:
     assert load(path).overlay is not None
 
 
+def write_pem(path: Path, label: str, mode: int = 0o600) -> Path:
+    """A file holding one well-formed PEM block labelled `label` (the loader checks the kind, not the key)."""
+    path.write_text(f"-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n")
+    path.chmod(mode)
+    return path
+
+
 def test_ssl_files_resolve_relative_to_intent(tmp_path: Path) -> None:
-    for name in ("sw.key", "sw.crt", "ca.crt"):
-        (tmp_path / name).write_text("x")
+    for name, label in (("sw.key", "PRIVATE KEY"), ("sw.crt", "CERTIFICATE"), ("ca.crt", "CERTIFICATE")):
+        write_pem(tmp_path / name, label)
     doc = changed("controllers.targets", ["ssl:203.0.113.11:6653", "tcp:[2001:db8::1]:6653"])
+    doc["controllers"]["allow_plaintext"] = True
     doc["controllers"]["ssl"] = {"private_key": "sw.key", "certificate": "sw.crt", "ca_cert": "ca.crt"}
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(doc))

@@ -107,8 +107,8 @@ def test_target_without_port_gets_the_openflow_port() -> None:
 
 def test_ssl_row_from_the_intent(tmp_path: Path) -> None:
     files = {}
-    for name in ("key.pem", "cert.pem", "ca.pem"):
-        (tmp_path / name).write_text("PEM\n")
+    for name, label in (("key.pem", "PRIVATE KEY"), ("cert.pem", "CERTIFICATE"), ("ca.pem", "CERTIFICATE")):
+        (tmp_path / name).write_text(f"-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n")
         files[name] = str(tmp_path / name)
     ssl = {"private_key": files["key.pem"], "certificate": files["cert.pem"], "ca_cert": files["ca.pem"]}
     d = desired_ovs(intent(**{"controllers.targets": ["ssl:203.0.113.10:6653"], "controllers.ssl": ssl}))

@@ -27,7 +27,16 @@ def main() -> None:
     """
 
 
-for command in (intent.check, intent.render, apply.apply, apply.diff, health.status, health.verify, run.run):
+for command in (
+    intent.check,
+    intent.render,
+    apply.apply,
+    apply.diff,
+    health.status,
+    health.verify,
+    run.run,
+    intent.schema,
+):
     main.add_command(command)
 main.add_command(controllers.controllers)
 main.add_command(fabric.fabric)

@@ -1,17 +1,21 @@
-"""`tor-agent check` and `tor-agent render`: read-only commands on the intent file."""
+"""`tor-agent check`, `render` and `schema`: read-only commands on the intent file."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.config import load
+from tor_agent.config import IntentError, load
+from tor_agent.config.describe import schema_json
 from tor_agent.config.schema import Intent
-from tor_agent.errors import EXIT_INVALID, ConfigError
+from tor_agent.errors import EXIT_INVALID, ConfigError, Problem
 from tor_agent.fileio import replace_file
 from tor_agent.render import render_frr
 
@@ -21,7 +25,8 @@ from tor_agent.render import render_frr
 @JSON
 @reports_errors
 def check(config: Path, as_json: bool) -> None:
-    """Validate the intent file CONFIG and report every problem at once. Changes nothing.
+    """Validate the intent file CONFIG and the files it names, and report every problem at once (exit 2),
+    one line each. Warnings (e.g. a private key others can read) go to standard error. Changes nothing.
 
     \b
     Example:
@@ -31,13 +36,16 @@ def check(config: Path, as_json: bool) -> None:
     try:
         intent = load(config)
     except ConfigError as e:
+        warnings = e.warnings if isinstance(e, IntentError) else []
         if not as_json:
+            _print_warnings(str(config), warnings)
             raise
-        print_json({"ok": False, "file": str(config), "errors": [vars(p) for p in e.problems]})
+        print_json({"ok": False, "file": str(config), "errors": _dicts(e.problems), "warnings": _dicts(warnings)})
         sys.exit(EXIT_INVALID)
     if as_json:
-        print_json({"ok": True, "file": str(config), **_summary(intent)})
+        print_json({"ok": True, "file": str(config), **_summary(intent), "warnings": _dicts(intent.warnings)})
     else:
+        _print_warnings(str(config), intent.warnings)
         s = _summary(intent)
         click.echo(f"{config}: ok ({s['role']} {s['hostname']}, {s['uplinks']} uplinks)")
 
@@ -48,7 +56,8 @@ def check(config: Path, as_json: bool) -> None:
     "--output",
     "-o",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write the FRR configuration to this file (atomically) instead of standard output.",
+    help="Write the FRR configuration to this file (atomically, replacing a symlink there rather than writing "
+    "through it) instead of standard output. A configuration holding the OSPF key is written mode 0600.",
 )
 @reports_errors
 def render(config: Path, output: Path | None) -> None:
@@ -59,11 +68,47 @@ def render(config: Path, output: Path | None) -> None:
       tor-agent render /etc/tor-agent/agent.yaml
       tor-agent render /etc/tor-agent/agent.yaml --output /etc/frr/frr.conf
     """
-    text = render_frr(load(config))
+    intent = load(config)
+    text = render_frr(intent)
     if output is None:
         click.echo(text, nl=False)
+    elif intent.underlay.ospf.authentication is not None:
+        replace_file(output, text, mode=0o600)  # the key is the writer's alone, whatever the path held before
     else:
-        replace_file(output, text, keep_owner=True)  # frr.conf keeps frr:frr and its mode
+        replace_file(output, text, keep_owner=_is_regular_file(output))  # frr.conf keeps frr:frr and its mode
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of the intent file, generated from the same declarations the
+    loader reads it with. Editors use it to complete and check the file as it is written; `check` also
+    checks the rules that span fields. Changes nothing.
+
+    \b
+    Example:
+      tor-agent schema > /etc/tor-agent/intent.schema.json
+      # in agent.yaml, for editors with the YAML language server:
+      # yaml-language-server: $schema=/etc/tor-agent/intent.schema.json
+    """
+    click.echo(schema_json(), nl=False)
+
+
+def _is_regular_file(path: Path) -> bool:
+    """True for a regular file at `path` itself: never a symlink's target, whose owner and mode are not ours."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _print_warnings(source: str, warnings: Iterable[Problem]) -> None:
+    for w in warnings:
+        where = f"{source}: {w.path}" if w.path else source
+        click.echo(f"{where}: warning: {w.message}", err=True)
+
+
+def _dicts(problems: Iterable[Problem]) -> list[dict[str, str]]:
+    return [{"path": p.path, "message": p.message} for p in problems]
 
 
 def _summary(intent: Intent) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tor_agent.config.schema import Intent
+from tor_agent.config.declare import default_of
+from tor_agent.config.schema import Controllers, Intent
 from tor_agent.health.finding import Finding
 from tor_agent.model.overlay import canonical_target, desired_controllers
 from tor_agent.net.sockets import Endpoint as Endpoint  # re-exported: tests use it
@@ -27,7 +28,7 @@ from tor_agent.ovs.state import ControllerState, SslState
 AlarmKind = Literal["all-down", "down", "no-master", "missing", "read"]
 # How long a controller may be down before the alarm (flows keep forwarding) when the caller has no intent
 # value: the default of the intent's controllers.alarm_grace_s.
-DEFAULT_GRACE_S = 10.0
+DEFAULT_GRACE_S = float(default_of(Controllers, "alarm_grace_s"))
 _ACTIVE_ROLES = ("master", "other")  # "other" is OpenFlow's EQUAL
 
 

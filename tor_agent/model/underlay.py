@@ -31,8 +31,8 @@ def uses_uplink_bridges(intent: Intent) -> bool:
 
 
 def uplink_bridge_name(uplink: Uplink) -> str:
-    """The OVS bridge that holds `uplink` on a netdev leaf: `bridge` if set, else br-<name>."""
-    return uplink.bridge or f"br-{uplink.name}"
+    """The OVS bridge that holds `uplink` on a netdev leaf (the intent's naming rule: `Uplink.bridge_name`)."""
+    return uplink.bridge_name
 
 
 def ospf_interfaces(intent: Intent) -> tuple[OspfInterface, ...]:

@@ -37,7 +37,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from tor_agent.config.schema import Intent
+from tor_agent.config.declare import default_of
+from tor_agent.config.schema import Controllers, Intent
 from tor_agent.health.controllers import (
     DEFAULT_GRACE_S,
     ControllerAlarm,
@@ -66,12 +67,12 @@ class KeepaliveSettings:
     bridge: str
     targets: tuple[str, ...]  # canonical
     fail_mode: str | None = "secure"
-    probe_interval_s: float = 0.5
+    probe_interval_s: float = default_of(Controllers, "probe_interval_ms") / 1000
     probe_timeout_s: float = 0.5
     poll_interval_s: float = 1.0  # how often the TCP table is read while every controller is up (probes: faster)
     grace_s: float = DEFAULT_GRACE_S
     first_holdoff_s: float = 1.0
-    max_holdoff_s: float = 8.0  # the intent's max_backoff: never rewrite more often than OVS would retry
+    max_holdoff_s: float = default_of(Controllers, "max_backoff_ms") / 1000  # never rewrite more often than OVS
 
     @classmethod
     def from_intent(cls, intent: Intent, grace_s: float | None = None) -> KeepaliveSettings | None:
