@@ -275,7 +275,8 @@ def test_files_invalid_yaml_huge_and_alias_bombs(tmp_path: Path) -> None:
         return [f.text().replace(str(path), "FILE") for f in found]
 
     assert read("nodes: [1, 2") == [
-        "FILE: line 1, column 13: expected ',' or ']', but got '<stream end>' (the file must be valid YAML)"
+        "FILE: line 2, column 1: while parsing a flow sequence: did not find expected ',' or ']' "
+        "(the file must be valid YAML)"
     ]
     assert read("a: 1\na: 2\n") == [
         "FILE: line 2, column 1: duplicate key 'a' (first defined on line 1; each key may appear once)"

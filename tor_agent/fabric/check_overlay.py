@@ -6,8 +6,8 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 
-from tor_agent.config import limits
 from tor_agent.config.schema import Intent
+from tor_agent.config.validate_overlay import gre_overhead
 from tor_agent.fabric.check import Adjacency, Fabric
 from tor_agent.fabric.findings import Findings, names
 from tor_agent.fabric.yamlfile import natural_key
@@ -135,7 +135,7 @@ def _shown(value: object) -> str:
 def _need(intent: Intent) -> int:
     assert intent.overlay is not None
     t = intent.overlay.tunnels
-    return t.tenant_mtu + limits.gre_overhead(t.key is not None)
+    return t.tenant_mtu + gre_overhead(t.key is not None)
 
 
 def _by_spine(fabric: Fabric) -> dict[str, list[Adjacency]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tor_agent.config import limits
+from tor_agent.config.values import IFNAME_MAX
 from tor_agent.fabric.findings import Finding, Findings
 from tor_agent.fabric.yamlfile import read_yaml
 
@@ -310,11 +310,11 @@ class _Reader:
         if node not in nodes and node not in SPECIAL_NODES:
             self.error(path, f"no node named {node!r} in {_join(self.where, 'nodes')}")
             return None
-        if not (0 < len(iface) <= limits.IFNAME_MAX and _IFNAME.match(iface)):
+        if not (0 < len(iface) <= IFNAME_MAX and _IFNAME.match(iface)):
             self.error(
                 path,
                 f"{node}:{iface}: {iface!r} is not a Linux interface name "
-                f"(1..{limits.IFNAME_MAX} characters of letters, digits, _ . @ -)",
+                f"(1..{IFNAME_MAX} characters of letters, digits, _ . @ -)",
             )
             return None
         if iface == MGMT_IFACE and node in nodes:
