@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nslab import procs, state
-from nslab.state import LABS, State
-from nslab.topology import Link, Node, Topology
+from labs.nslab import procs, state, topology
+from labs.nslab.state import LABS, State
+from labs.nslab.topology import Link, Node, Topology
 
 REPO = LABS.parent
 NODE_START = LABS / "containerlab" / "node-start"
@@ -350,8 +350,6 @@ def update(topo: Topology, wait: Callable[[Topology, State], None] | None = None
 
 def load_topology(path: Path) -> Topology:
     """The topology file the lab was built (or last updated) from."""
-    from nslab import topology
-
     try:
         return topology.load(path)
     except topology.TopologyError as e:

@@ -6,8 +6,9 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from labkit import FABRIC, FABRIC_3X4
-from nslab import realise, status, topology
+
+from labs.labkit.lab import FABRIC, FABRIC_3X4
+from labs.nslab import realise, status, topology
 
 
 def write(tmp_path: Path, text: str) -> Path:
