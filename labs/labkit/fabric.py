@@ -38,11 +38,13 @@ def loopback(topo: Topology, node: str) -> str:
 
 
 def tenant_address(topo: Topology, host: str) -> str:
-    """The host's tenant address, from its `exec` line (`ip address add 198.51.100.11/24 dev eth1`)."""
-    found = [e.split() for e in topo.nodes[host].exec if e.startswith("ip address add ")]
+    """The host's tenant address: from its `exec` line (`ip address add 198.51.100.11/24 dev eth1`) or the
+    IPv4 address the topology gives its link's endpoint."""
+    found = [e.split()[3] for e in topo.nodes[host].exec if e.startswith("ip address add ")]
+    found += [a for end, _, _ in topo.links_of(host) for a in end.addresses if ":" not in a]
     if len(found) != 1:
-        raise RuntimeError(f"{host}: no single `ip address add ADDRESS dev IFACE` exec line")
-    return str(ipaddress.IPv4Interface(found[0][3]).ip)
+        raise RuntimeError(f"{host}: not one tenant address (an `ip address add` exec line or an endpoint ipv4)")
+    return str(ipaddress.IPv4Interface(found[0]).ip)
 
 
 @dataclass(frozen=True)

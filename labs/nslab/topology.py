@@ -2,7 +2,9 @@
 
 Inheritance: `topology.defaults` < `topology.kinds[kind]` < `topology.groups[group]` < the node; labels and
 env merge key by key, binds merge by target (the most specific wins), `exec` is taken from the most
-specific level that has one. Supported links: the short form and `type: veth`.
+specific level that has one. Supported links: the short form and `type: veth`, with the addresses
+containerlab puts on endpoints (`ipv4`/`ipv6`: a list in endpoint order on a short link, one per endpoint
+on an extended one).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Endpoint:
     node: str
     iface: str
     mac: str | None = None
+    addresses: tuple[str, ...] = ()  # IPv4/IPv6 interfaces the lab puts on it (ADDRESS/PREFIXLEN)
 
     def __str__(self) -> str:
         return f"{self.node}:{self.iface}"
@@ -199,14 +202,35 @@ def _bind(path: Path, node: str, spec: str, problems: list[str]) -> Bind | None:
     return Bind(source, parts[1], read_only=len(parts) == 3 and "ro" in parts[2].split(","))
 
 
-def _endpoint(raw: Any, where: str, problems: list[str]) -> Endpoint:
+def _endpoint(raw: Any, where: str, addresses: list[Any], problems: list[str]) -> Endpoint:
+    found = tuple(_address(a, where, problems) for a in addresses if a)
     if isinstance(raw, str) and raw.count(":") == 1:
         node, iface = raw.split(":")
-        return Endpoint(node, iface)
+        return Endpoint(node, iface, addresses=found)
     if isinstance(raw, dict) and "node" in raw and "interface" in raw:
-        return Endpoint(str(raw["node"]), str(raw["interface"]), raw.get("mac"))
+        own = tuple(_address(raw[k], where, problems) for k in ("ipv4", "ipv6") if raw.get(k))
+        return Endpoint(str(raw["node"]), str(raw["interface"]), raw.get("mac"), found + own)
     problems.append(f"{where}: endpoint {raw!r} is neither NODE:IFACE nor {{node, interface}}")
     return Endpoint("?", "?")
+
+
+def _address(raw: Any, where: str, problems: list[str]) -> str:
+    try:
+        if "/" in str(raw):
+            return str(ipaddress.ip_interface(str(raw)))
+    except ValueError:
+        pass
+    problems.append(f"{where}: {raw!r} is not an address with a prefix length (e.g. 198.51.100.11/24)")
+    return ""
+
+
+def _by_endpoint(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> list[Any]:
+    """A short link's `ipv4`/`ipv6`: one per endpoint, in endpoint order (empty: none for that one)."""
+    value = raw.get(key) or []
+    if not isinstance(value, list) or len(value) > 2:
+        problems.append(f"{where}: {key} must be a list of at most two addresses, one per endpoint")
+        return ["", ""]
+    return [*value, "", ""][:2]
 
 
 def _link(raw: dict[str, Any], index: int, problems: list[str]) -> Link:
@@ -218,7 +242,8 @@ def _link(raw: dict[str, Any], index: int, problems: list[str]) -> Link:
     if len(eps) != 2:
         problems.append(f"{where}: needs exactly two endpoints")
         eps = [*eps, "?:?", "?:?"][:2]
-    a, b = (_endpoint(e, where, problems) for e in eps)
+    v4, v6 = (_by_endpoint(raw, key, where, problems) for key in ("ipv4", "ipv6"))
+    a, b = (_endpoint(e, where, [v4[i], v6[i]], problems) for i, e in enumerate(eps))
     return Link(a, b, int(raw.get("mtu", DEFAULT_LINK_MTU)))
 
 
