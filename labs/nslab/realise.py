@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from labs.nslab import procs, state, topology
 from labs.nslab.state import LABS, State
@@ -236,9 +236,10 @@ def start_holders(topo: Topology, st: State, tools: dict[str, str], only: list[s
     for node in _nodes(topo, only):
         ndir = state.node_dir(topo.name, node.name)
         ndir.mkdir(parents=True, exist_ok=True)
+        own = sorted(node.binds, key=lambda b: len(PurePosixPath(b.target).parts))  # a directory before its files
         binds = [
             x
-            for b in (*image_binds(node, tools), *node.binds)
+            for b in (*image_binds(node, tools), *own)
             for x in (str(b.source), b.target, "ro" if b.read_only else "rw")
         ]
         unshare = ["unshare", "--mount", "--uts", "--propagation", "private", "--"]

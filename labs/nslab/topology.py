@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -67,8 +67,16 @@ class Node:
     exec: tuple[str, ...] = ()
 
     def intent_file(self) -> Path | None:
-        """The host file bound to /etc/tor-agent/agent.yaml (switches), if any."""
-        return next((b.source for b in self.binds if b.target == INTENT_TARGET), None)
+        """The host file the node sees at /etc/tor-agent/agent.yaml (switches), if any."""
+        return self.bound_file(INTENT_TARGET)
+
+    def bound_file(self, target: str) -> Path | None:
+        """The host path the node sees at `target` through its binds: the bind of that file, or of a directory
+        holding it (`configs/sp1:/etc/tor-agent`); the most specific bind wins, as in the node's tree."""
+        for bind in sorted(self.binds, key=lambda b: len(b.target), reverse=True):
+            if PurePosixPath(target).is_relative_to(bind.target):
+                return bind.source / PurePosixPath(target).relative_to(bind.target)
+        return None
 
 
 @dataclass(frozen=True)
@@ -175,10 +183,8 @@ def _node(path: Path, topo: dict[str, Any], name: str, raw: dict[str, Any], prob
         problems.append(f"node {name!r}: not a valid node name")
     if role not in ROLES:
         problems.append(f"node {name}: label {ROLE_LABEL} is {role!r} (allowed: {' | '.join(ROLES)})")
-    if role in ("spine", "leaf") and INTENT_TARGET not in binds:
-        problems.append(f"node {name}: a {role} needs its intent file bound to {INTENT_TARGET}")
     mgmt = merged.get("mgmt-ipv4")
-    return Node(
+    node = Node(
         name=name,
         kind=str(merged.get("kind", "linux")),
         group=str(merged.get("group", "")),
@@ -189,6 +195,11 @@ def _node(path: Path, topo: dict[str, Any], name: str, raw: dict[str, Any], prob
         binds=tuple(binds.values()),
         exec=tuple(str(e) for e in execs),
     )
+    intent = node.intent_file()
+    if role in ("spine", "leaf") and (intent is None or not intent.is_file()):
+        where = f"{INTENT_TARGET} (a bind of the file, or of a directory holding agent.yaml)"
+        problems.append(f"node {name}: a {role} needs its intent file bound to {where}")
+    return node
 
 
 def _bind(path: Path, node: str, spec: str, problems: list[str]) -> Bind | None:

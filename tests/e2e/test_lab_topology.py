@@ -174,3 +174,28 @@ def test_every_node_is_given_the_images_files_and_its_own_binds_win() -> None:
     assert "/etc/tor-agent/controller" not in controller  # fabric.clab.yml binds it itself
     installed = {b.target for b in realise.image_binds(topo.nodes["leaf1"], {"TOR_AGENT": "/usr/bin/tor-agent"})}
     assert "/usr/local/bin/tor-agent" not in installed  # the package's is on PATH already
+
+
+def test_an_intent_directory_bound_over_etc_tor_agent_is_the_intent(tmp_path: Path) -> None:
+    (tmp_path / "sp1").mkdir()
+    (tmp_path / "sp1" / "agent.yaml").write_text("version: 1\n")
+    (tmp_path / "empty").mkdir()
+    path = write(
+        tmp_path,
+        """
+name: dirbind
+topology:
+  nodes:
+    sp1: {labels: {tor-agent.role: spine}, binds: [sp1:/etc/tor-agent]}
+    sp2: {labels: {tor-agent.role: spine}, binds: [empty:/etc/tor-agent]}
+""",
+    )
+    with pytest.raises(topology.TopologyError) as e:
+        topology.load(path)
+    assert "node sp2: a spine needs its intent file bound to /etc/tor-agent/agent.yaml" in str(e.value)
+    assert "sp1:" not in str(e.value)
+    (tmp_path / "empty" / "agent.yaml").write_text("version: 1\n")
+    topo = topology.load(path)
+    assert topo.nodes["sp1"].intent_file() == tmp_path / "sp1" / "agent.yaml"
+    assert topo.nodes["sp1"].bound_file("/etc/tor-agent") == tmp_path / "sp1"
+    assert topo.nodes["sp1"].bound_file("/etc/tor-agentx") is None
