@@ -149,7 +149,7 @@ def node_env(topo: Topology, node: Node, tools: dict[str, str]) -> dict[str, str
 def is_up(topo: Topology) -> bool:
     """True when every node of the lab has a live holder."""
     st = state.load(topo.name)
-    return bool(st) and set(st.holders) == set(topo.nodes) and all(procs.alive(p) for p in st.holders.values())
+    return st is not None and set(st.holders) == set(topo.nodes) and all(procs.alive(p) for p in st.holders.values())
 
 
 def up(topo: Topology, wait: Callable[[Topology, State], None] | None = None) -> Timings | None:
@@ -288,8 +288,8 @@ def start_nodes(topo: Topology, st: State, tools: dict[str, str], only: list[str
             proc.kill()
             proc.wait(timeout=5)
         if proc.returncode != 0:
-            log = (state.node_dir(topo.name, name) / "node-start.log").read_text().strip().splitlines()
-            failed.append(f"node {name}: node-start exited {proc.returncode}: {' | '.join(log[-3:])}")
+            said = (state.node_dir(topo.name, name) / "node-start.log").read_text().strip().splitlines()
+            failed.append(f"node {name}: node-start exited {proc.returncode}: {' | '.join(said[-3:])}")
     if failed:
         raise LabError("\n".join(failed))
 

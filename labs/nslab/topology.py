@@ -177,7 +177,7 @@ def _node(path: Path, topo: dict[str, Any], name: str, raw: dict[str, Any], prob
             bind = _bind(path, name, spec, problems)
             if bind:
                 binds[bind.target] = bind
-    execs = next((lv["exec"] for lv in reversed(levels) if lv.get("exec")), [])
+    execs: list[Any] = next((lv["exec"] for lv in reversed(levels) if lv.get("exec")), [])
     role = labels.get(ROLE_LABEL, "")
     if not NODE_NAME.match(name):
         problems.append(f"node {name!r}: not a valid node name")
