@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """What `tor-agent run` costs on a lab switch: start to reconciled, idle CPU, resident memory.
 
-Usage: bench/agent_footprint.py [--runs N] [--idle-seconds S] [--file FABRIC] [--leaf NAME]
-Run by hand (root), not in CI. Uses the running demo fabric, or brings it up (and down afterwards), under
+Usage (as root, from the repository root): python3 -m bench.agent_footprint [--runs N] [--idle-seconds S]
+       [--file FABRIC] [--leaf NAME]
+Run by hand, not in CI. Uses the running demo fabric, or brings it up (and down afterwards), under
 the lab's machine-wide lock (it waits while a test session has the fabric).
 
 - start: the leaf's agent is stopped (SIGTERM) and started again by `node-start agent`, as systemd would;
@@ -26,9 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import underlay_failover as lab
-from lab_bringup import rss_mib
+from labs.labkit.fabric import wait_healthy
+from labs.labkit.lab import FABRIC, NODE_START, running_lab
+from labs.labkit.nodes import INTENT, agent_daemons, node_run, rss_mib, tor_agent_binary
+from labs.nslab.topology import Topology
+from tor_agent.wait import wait_until
 
 STARTED = re.compile(r"first pass done ([\d.]+) s after its exec")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -40,18 +43,18 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def daemon_pid(topo: lab.topology.Topology, node: str, name: str) -> int:
-    return int(lab.node_run(topo, node, "cat", f"/run/frr/{name}.pid").stdout)
+def daemon_pid(topo: Topology, node: str, name: str) -> int:
+    return int(node_run(topo, node, "cat", f"/run/frr/{name}.pid").stdout)
 
 
-def restart_once(topo: lab.topology.Topology, leaf: str) -> float:
+def restart_once(topo: Topology, leaf: str) -> float:
     """Stop the leaf's agent, start it again as the lab does (`node-start agent`), return seconds from its exec
     to its first pass done, as node-start measured them."""
-    (old,) = lab.agent_daemons(topo, leaf)
+    (old,) = agent_daemons(topo, leaf)
     os.kill(old, 15)
-    lab.wait_until(lambda: not Path(f"/proc/{old}").exists(), 30, 0.02, "the stopped agent to exit")
-    said = lab.node_run(topo, leaf, str(lab.realise.NODE_START), "agent", timeout=60).stdout
-    status = json.loads(lab.node_run(topo, leaf, "cat", "/run/tor-agent/status.json").stdout)
+    wait_until(lambda: not Path(f"/proc/{old}").exists(), 30, 0.02, "the stopped agent to exit")
+    said = node_run(topo, leaf, str(NODE_START), "agent", timeout=60).stdout
+    status = json.loads(node_run(topo, leaf, "cat", "/run/tor-agent/status.json").stdout)
     if not status["last_pass"]["ok"]:
         raise RuntimeError(f"{leaf}: the restarted agent's first pass had problems (see /var/log/tor-agent.log)")
     found = STARTED.search(said)
@@ -60,9 +63,9 @@ def restart_once(topo: lab.topology.Topology, leaf: str) -> float:
     return float(found[1])
 
 
-def timed_diff(topo: lab.topology.Topology, leaf: str, agent: str) -> float:
+def timed_diff(topo: Topology, leaf: str, agent: str) -> float:
     start = time.monotonic()
-    lab.node_run(topo, leaf, agent, "diff", lab.INTENT, timeout=60, check=False)
+    node_run(topo, leaf, agent, "diff", INTENT, timeout=60, check=False)
     return time.monotonic() - start
 
 
@@ -70,8 +73,8 @@ def verdict(ok: bool) -> str:
     return "meets the target" if ok else "MISSES the target"
 
 
-def bench_start(topo: lab.topology.Topology, leaf: str, runs: int) -> None:
-    agent = lab.realise.tools_env(topo)["TOR_AGENT"]
+def bench_start(topo: Topology, leaf: str, runs: int) -> None:
+    agent = tor_agent_binary(topo)
     starts = [restart_once(topo, leaf) for _ in range(runs)]
     diffs = [timed_diff(topo, leaf, agent) for _ in range(runs)]
     start, diff = statistics.median(starts), statistics.median(diffs)
@@ -81,12 +84,12 @@ def bench_start(topo: lab.topology.Topology, leaf: str, runs: int) -> None:
     )
 
 
-def switches(topo: lab.topology.Topology) -> list[str]:
+def switches(topo: Topology) -> list[str]:
     return [n.name for n in (*topo.by_role("leaf"), *topo.by_role("spine"))]
 
 
-def bench_idle(topo: lab.topology.Topology, seconds: float) -> None:
-    agents = {n: lab.agent_daemons(topo, n)[0] for n in switches(topo)}
+def bench_idle(topo: Topology, seconds: float) -> None:
+    agents = {n: agent_daemons(topo, n)[0] for n in switches(topo)}
     ospfd = {n: daemon_pid(topo, n, "ospfd") for n in agents}
     before = {n: (cpu_s(agents[n]), cpu_s(ospfd[n])) for n in agents}
     time.sleep(seconds)  # the measurement window
@@ -100,10 +103,10 @@ def bench_idle(topo: lab.topology.Topology, seconds: float) -> None:
     print(f"idle CPU worst {worst:.2f} % over {seconds:g} s; target 0.2 %: {verdict(worst <= 0.2)}")
 
 
-def bench_rss(topo: lab.topology.Topology) -> None:
+def bench_rss(topo: Topology) -> None:
     nodes = switches(topo)
-    rss = {n: rss_mib({lab.agent_daemons(topo, n)[0]}) for n in nodes}
-    bare = float(lab.node_run(topo, nodes[0], "python3", "-c", BARE_RSS).stdout)
+    rss = {n: rss_mib({agent_daemons(topo, n)[0]}) for n in nodes}
+    bare = float(node_run(topo, nodes[0], "python3", "-c", BARE_RSS).stdout)
     for n in nodes:
         ospfd = rss_mib({daemon_pid(topo, n, "ospfd")})
         print(f"RSS {n:<7} agent {rss[n]:5.1f} MB, ospfd {ospfd:5.1f} MB, bare python3 {bare:.1f} MB")
@@ -118,13 +121,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
-    parser.add_argument("--file", type=Path, default=lab.FABRIC)
+    parser.add_argument("--file", type=Path, default=FABRIC)
     parser.add_argument("--leaf", default="leaf1")
     args = parser.parse_args(argv)
-    with lab.running_lab(args.file) as topo:
-        lab.wait_healthy(topo)
+    with running_lab(args.file) as topo:
+        wait_healthy(topo)
         bench_start(topo, args.leaf, args.runs)
-        lab.wait_healthy(topo)
+        wait_healthy(topo)
         bench_idle(topo, args.idle_seconds)
         bench_rss(topo)
     return 0

@@ -10,7 +10,7 @@ measuring runs inside the node, as on a switch. Side by side, alternating, over 
 - the same through the `tor-agent apply` command (a new Python process: imports, YAML, render).
 Every result is checked against the rendering outside the timed part. Ratios and goals are printed last.
 
-    .venv/bin/python bench/frr_apply.py [--uplinks 200] [--rounds 5]    (as root)
+    .venv/bin/python -m bench.frr_apply [--uplinks 200] [--rounds 5]    (as root, from the repository root)
 """
 
 from __future__ import annotations
@@ -26,18 +26,16 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from tests.frr.frrnode import FrrNode, batch_ip, skip_reason
+from tor_agent.config import Intent, load_text
+from tor_agent.frr.apply import FrrDriver
+from tor_agent.frr.config_tree import parse_config
+from tor_agent.frr.delta import Scope, compute_delta
+from tor_agent.frr.ledger import InterfaceLedger
+from tor_agent.frr.vtysh import Vtysh
+from tor_agent.render import render_frr
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "frr"))
-
-from frrnode import FrrNode, batch_ip, skip_reason  # noqa: E402
-
-from tor_agent.config import Intent, load_text  # noqa: E402
-from tor_agent.frr.apply import FrrDriver  # noqa: E402
-from tor_agent.frr.config_tree import parse_config  # noqa: E402
-from tor_agent.frr.delta import Scope, compute_delta  # noqa: E402
-from tor_agent.frr.ledger import InterfaceLedger  # noqa: E402
-from tor_agent.frr.vtysh import Vtysh  # noqa: E402
-from tor_agent.render import render_frr  # noqa: E402
 
 GOAL_RATIO, GOAL_NOOP_MS = 0.3, 50.0
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
@@ -187,8 +185,9 @@ def outside(uplinks: int, rounds: int) -> None:
         try:
             node.start_frr()
             make_uplinks(node, uplinks)
-            argv = [sys.executable, __file__, "--inside", str(work), "--rounds", str(rounds)]
-            subprocess.run([*node.enter(), *argv], check=True, timeout=1800)
+            # entering the node's mount namespace moves to its /: back to the repository, for `-m bench...`
+            argv = [sys.executable, "-m", "bench.frr_apply", "--inside", str(work), "--rounds", str(rounds)]
+            subprocess.run([*node.enter(), "env", "-C", str(REPO), *argv], check=True, timeout=1800)
         finally:
             node.close()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Measure the namespace lab: `labs/lab up` to a converged underlay, `labs/lab down`, and what is left.
 
-Usage: bench/lab_bringup.py [--runs N] [FILE ...]
+Usage (as root, from the repository root): python3 -m bench.lab_bringup [--runs N] [FILE ...]
 Default files: the demo fabric and the 3x4 fabric. Each run is the CLI as a user runs it (wall clock,
 Python start included): `up` returns once every OSPF adjacency is Full, every BFD session up, every leaf
 has full ECMP to every other leaf, OVS answers on every leaf and the controller listens. Targets (the lab
@@ -12,8 +12,6 @@ lock (as the e2e tests do) for each file, so it waits while a test session has t
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -23,39 +21,22 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "labs"), str(REPO)]
+from labs.labkit.lab import FABRIC, FABRIC_3X4, LAB_CLI, REPO, lab_lock
+from labs.labkit.nodes import rss_mib
+from labs.nslab import procs, realise, state, topology
 
-from collections.abc import Iterator  # noqa: E402
-
-from nslab import procs, realise, state, topology  # noqa: E402
-
-LAB = REPO / "labs" / "lab"
-FILES = [REPO / "labs/containerlab/fabric.clab.yml", REPO / "labs/containerlab/fabric-3x4.clab.yml"]
+FILES = [FABRIC, FABRIC_3X4]
 PHASES = re.compile(r"up in ([\d.]+)s \(namespaces\+links ([\d.]+)s, holders ([\d.]+)s, node start ([\d.]+)s")
 
 
 def lab(*args: str, env: dict[str, str]) -> tuple[float, str]:
     """Run labs/lab; return (wall seconds, stdout); exit on failure."""
     start = time.monotonic()
-    done = subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=300, env=env, check=False)
+    done = subprocess.run([str(LAB_CLI), *args], capture_output=True, text=True, timeout=300, env=env, check=False)
     took = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"labs/lab {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return took, done.stdout
-
-
-def rss_mib(pids: set[int]) -> float:
-    """Total resident memory of `pids` in MiB."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
 
 
 def leftovers(topo: topology.Topology, pids: set[int]) -> list[str]:
@@ -92,15 +73,6 @@ def report(topo: topology.Topology, runs: list[dict[str, float]]) -> None:
         values = [r[key] for r in runs]
         print(f"  {label:<30} min {min(values):7.2f}  median {statistics.median(values):7.2f}  max {max(values):7.2f}")
     print("  left after every down: nothing (no namespace, process or state)")
-
-
-@contextlib.contextmanager
-def lab_lock(name: str) -> Iterator[None]:
-    """The lab's machine-wide lock (tests/e2e/labkit.py's): concurrent users take turns with one lab."""
-    Path("/run/lock").mkdir(parents=True, exist_ok=True)
-    with open(f"/run/lock/tor-agent-lab-{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def main() -> int:

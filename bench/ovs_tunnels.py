@@ -10,7 +10,8 @@ until ovs-vswitchd has applied the change (Open_vSwitch.cur_cfg caught up):
 - the agent process's RSS at 1000 tunnels (after creating them, and after a restart onto them).
 Ratios and goals are printed last.
 
-    .venv/bin/python bench/ovs_tunnels.py [--tunnels 1000] [--vsctl-sample 100] [--ovsdbapp-python PATH]
+    .venv/bin/python -m bench.ovs_tunnels [--tunnels 1000] [--vsctl-sample 100] [--ovsdbapp-python PATH]
+    (as root, from the repository root)
 
 ovsdbapp is only for this bench, in a throwaway venv that sees Debian's ovs library:
     python3 -m venv --system-site-packages /tmp/ta-ovsdbapp-venv && /tmp/ta-ovsdbapp-venv/bin/pip install ovsdbapp
@@ -34,9 +35,7 @@ from typing import Any
 import ovs.db.idl
 import ovs.poller
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
-from ovs_sandbox import OvsSandbox
-
+from tests.support.ovs_sandbox import OvsSandbox
 from tor_agent.config import Intent, load_text
 from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, OvsDesired, desired_ovs
 from tor_agent.ovs.connection import COLUMNS, OvsConnection, fetch_schema

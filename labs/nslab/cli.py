@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from nslab import realise, status, topology
+from labs.nslab import realise, status, topology
 
 CONVERGE_TIMEOUT_S = 30.0
 

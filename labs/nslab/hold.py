@@ -1,11 +1,16 @@
 """The holder: the first process of a node, owning its mount and UTS namespaces for the node's lifetime.
 
 Started by the realiser as `ip netns exec <ns> unshare --mount --uts --propagation private -- labs/lab
-_hold ...`. It gives the node a private file tree like a container's: /etc and /var/lib are overlays over
-the host's (so the node may create /etc/tor-agent or /var/lib/tor-agent without touching the host),
-/etc/frr, /etc/openvswitch, /etc/tor-agent, /var/log, /var/lib/openvswitch and /var/lib/tor-agent are bind
-mounts of fresh per-node directories, /run is a tmpfs; then the topology's binds; then the hostname. It
-prints `ready` and waits to be killed.
+_hold ...`. It gives the node a private file tree like a container's: /etc, /var/lib, /usr/local and /opt
+are overlays over the host's (the node may add files there without touching the host); in them /etc/frr,
+/etc/openvswitch, /etc/tor-agent, /var/lib/openvswitch and /var/lib/tor-agent start empty (opaque
+directories: the host's content is hidden, and they are plain directories, not mount points, as in an
+image); /var/log is a bind mount of a fresh per-node directory and /run a tmpfs. Then the binds it is given
+(the image's files first, then the topology's, which cover them as a container's binds cover its image);
+then the hostname. It prints `ready` and waits to be killed.
+
+So inside a node, as inside a container, a mount point under /etc/frr or /etc/tor-agent is always
+something a topology bound there.
 """
 
 from __future__ import annotations
@@ -22,15 +27,10 @@ MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MNT_DETACH = 0x2
-PRIVATE_DIRS = (
-    "/etc/frr",
-    "/etc/openvswitch",
-    "/etc/tor-agent",
-    "/var/log",
-    "/var/lib/openvswitch",
-    "/var/lib/tor-agent",
-)
-OVERLAID = ("/etc", "/var/lib")
+OVERLAID = ("/etc", "/var/lib", "/usr/local", "/opt")
+EMPTY_DIRS = ("/etc/frr", "/etc/openvswitch", "/etc/tor-agent", "/var/lib/openvswitch", "/var/lib/tor-agent")
+PRIVATE_DIRS = ("/var/log",)  # bound from the node's directory: its logs stay there on the host
+OPAQUE = "trusted.overlay.opaque"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -46,7 +46,8 @@ def bind(source: Path, target: str, read_only: bool = False) -> None:
     """Bind `source` onto `target`, creating the target (a file or a directory, like the source)."""
     dest = Path(target)
     if not dest.exists():
-        if not any(dest.resolve().is_relative_to(d) for d in (*OVERLAID, *PRIVATE_DIRS)):
+        private = [d for d in OVERLAID if Path(d).is_dir()] + list(PRIVATE_DIRS)  # a host without /opt: not overlaid
+        if not any(dest.resolve().is_relative_to(d) for d in private):
             raise OSError(f"bind target {target} does not exist and is outside the node's private tree")
         if source.is_dir():
             dest.mkdir(parents=True)
@@ -69,12 +70,18 @@ def detach_under(root: str) -> None:
 
 
 def private_tree(node_dir: Path) -> None:
-    """Overlay /etc and /var/lib, bind the private directories, tmpfs on /run."""
+    """Overlays with their empty directories, the private directories bound, tmpfs on /run."""
     for lower in OVERLAID:
+        if not Path(lower).is_dir():
+            continue
         name = lower.strip("/").replace("/", "-")
         upper, work = node_dir / f"{name}.upper", node_dir / f"{name}.work"
         for d in (upper, work):
             d.mkdir(parents=True, exist_ok=True)
+        for empty in (Path(e) for e in EMPTY_DIRS if Path(e).is_relative_to(lower)):
+            opaque = upper / empty.relative_to(lower)
+            opaque.mkdir(parents=True, exist_ok=True)
+            os.setxattr(opaque, OPAQUE, b"y")
         mount("overlay", lower, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
     for target in PRIVATE_DIRS:
         source = node_dir / target.lstrip("/")

@@ -19,17 +19,28 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from nslab import procs, state
-from nslab.state import LABS, State
-from nslab.topology import Link, Node, Topology
+from labs.nslab import procs, state, topology
+from labs.nslab.state import LABS, State
+from labs.nslab.topology import Bind, Link, Node, Topology
 
 REPO = LABS.parent
 NODE_START = LABS / "containerlab" / "node-start"
 LAB_CLI = LABS / "lab"
 PYTHON = "/usr/bin/python3"
 CONTROLLER_VENV = REPO / ".venv-controller"
+# What the lab image (containerlab/Dockerfile) gives every node besides Debian's packages, and where labs/lab
+# takes it from, so that one topology file behaves the same under containerlab and labs/lab (a controller
+# node needs no binds for its app, an `exec` line may call node-start or tor-agent). tor-agent itself (the
+# image installs it from the tree, with its templates) is the one TOR_AGENT names, and os-ken's venv is
+# `make controller-venv`'s: both are added by image_binds().
+IMAGE_FILES = {
+    "/usr/local/sbin/node-start": NODE_START,
+    "/etc/tor-agent/controller": LABS / "containerlab" / "controller",
+}
+IMAGE_TOR_AGENT = "/usr/local/bin/tor-agent"  # where the image's `pip install` puts the command
+IMAGE_OSKEN_VENV = "/opt/os-ken"
 HOLDER_TIMEOUT_S = 10.0
 NODE_START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 1.5
@@ -95,6 +106,19 @@ def installed(tor_agent: str) -> bool:
     return os.path.realpath(tor_agent) == "/usr/bin/tor-agent"
 
 
+def image_binds(node: Node, tools: dict[str, str]) -> list[Bind]:
+    """What the image gives `node`, as read-only binds; the node's own binds of the same targets replace them."""
+    files = dict(IMAGE_FILES)
+    tor_agent = tools.get("TOR_AGENT")
+    if tor_agent is not None and not installed(tor_agent):  # the installed package is on PATH already
+        files[IMAGE_TOR_AGENT] = Path(tor_agent)
+    venv = Path(tools.get("OSKEN_PYTHON", "/nonexistent")).parent.parent
+    if (venv / "pyvenv.cfg").is_file():
+        files[IMAGE_OSKEN_VENV] = venv
+    own = {b.target for b in node.binds}
+    return [Bind(source, target, read_only=True) for target, source in files.items() if target not in own]
+
+
 def env_key(label: str) -> str:
     """A label as containerlab exposes it in the environment: CLAB_LABEL_<UPPER_SNAKE>."""
     return "CLAB_LABEL_" + "".join(c if c.isalnum() else "_" for c in label.upper())
@@ -125,7 +149,7 @@ def node_env(topo: Topology, node: Node, tools: dict[str, str]) -> dict[str, str
 def is_up(topo: Topology) -> bool:
     """True when every node of the lab has a live holder."""
     st = state.load(topo.name)
-    return bool(st) and set(st.holders) == set(topo.nodes) and all(procs.alive(p) for p in st.holders.values())
+    return st is not None and set(st.holders) == set(topo.nodes) and all(procs.alive(p) for p in st.holders.values())
 
 
 def up(topo: Topology, wait: Callable[[Topology, State], None] | None = None) -> Timings | None:
@@ -200,6 +224,7 @@ def add_links(topo: Topology, nodes: list[str], links: tuple[Link, ...], first_m
     }
     for link in links:
         for end in (link.a, link.b):
+            ups.setdefault(end.node, []).extend(f"address add {a} dev {end.iface}" for a in end.addresses)
             ups.setdefault(end.node, []).append(f"link set {end.iface} up")
     for name, node_lines in ups.items():
         procs.ip_batch(topo.netns(name), node_lines)
@@ -211,7 +236,12 @@ def start_holders(topo: Topology, st: State, tools: dict[str, str], only: list[s
     for node in _nodes(topo, only):
         ndir = state.node_dir(topo.name, node.name)
         ndir.mkdir(parents=True, exist_ok=True)
-        binds = [x for b in node.binds for x in (str(b.source), b.target, "ro" if b.read_only else "rw")]
+        own = sorted(node.binds, key=lambda b: len(PurePosixPath(b.target).parts))  # a directory before its files
+        binds = [
+            x
+            for b in (*image_binds(node, tools), *own)
+            for x in (str(b.source), b.target, "ro" if b.read_only else "rw")
+        ]
         unshare = ["unshare", "--mount", "--uts", "--propagation", "private", "--"]
         holder = [PYTHON, str(LAB_CLI), "_hold", str(ndir), node.name, *binds]
         argv = ["ip", "netns", "exec", topo.netns(node.name), *unshare, *holder]
@@ -258,8 +288,8 @@ def start_nodes(topo: Topology, st: State, tools: dict[str, str], only: list[str
             proc.kill()
             proc.wait(timeout=5)
         if proc.returncode != 0:
-            log = (state.node_dir(topo.name, name) / "node-start.log").read_text().strip().splitlines()
-            failed.append(f"node {name}: node-start exited {proc.returncode}: {' | '.join(log[-3:])}")
+            said = (state.node_dir(topo.name, name) / "node-start.log").read_text().strip().splitlines()
+            failed.append(f"node {name}: node-start exited {proc.returncode}: {' | '.join(said[-3:])}")
     if failed:
         raise LabError("\n".join(failed))
 
@@ -350,8 +380,6 @@ def update(topo: Topology, wait: Callable[[Topology, State], None] | None = None
 
 def load_topology(path: Path) -> Topology:
     """The topology file the lab was built (or last updated) from."""
-    from nslab import topology
-
     try:
         return topology.load(path)
     except topology.TopologyError as e:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from nslab import procs, state
-from nslab.state import State
-from nslab.topology import Topology
+from labs.nslab import procs, state
+from labs.nslab.state import State
+from labs.nslab.topology import Topology
 
 OPENFLOW_PORT = 6653
 SWITCH_ROLES = ("spine", "leaf")

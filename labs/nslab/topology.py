@@ -2,7 +2,9 @@
 
 Inheritance: `topology.defaults` < `topology.kinds[kind]` < `topology.groups[group]` < the node; labels and
 env merge key by key, binds merge by target (the most specific wins), `exec` is taken from the most
-specific level that has one. Supported links: the short form and `type: veth`.
+specific level that has one. Supported links: the short form and `type: veth`, with the addresses
+containerlab puts on endpoints (`ipv4`/`ipv6`: a list in endpoint order on a short link, one per endpoint
+on an extended one).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -32,6 +34,7 @@ class Endpoint:
     node: str
     iface: str
     mac: str | None = None
+    addresses: tuple[str, ...] = ()  # IPv4/IPv6 interfaces the lab puts on it (ADDRESS/PREFIXLEN)
 
     def __str__(self) -> str:
         return f"{self.node}:{self.iface}"
@@ -64,8 +67,16 @@ class Node:
     exec: tuple[str, ...] = ()
 
     def intent_file(self) -> Path | None:
-        """The host file bound to /etc/tor-agent/agent.yaml (switches), if any."""
-        return next((b.source for b in self.binds if b.target == INTENT_TARGET), None)
+        """The host file the node sees at /etc/tor-agent/agent.yaml (switches), if any."""
+        return self.bound_file(INTENT_TARGET)
+
+    def bound_file(self, target: str) -> Path | None:
+        """The host path the node sees at `target` through its binds: the bind of that file, or of a directory
+        holding it (`configs/sp1:/etc/tor-agent`); the most specific bind wins, as in the node's tree."""
+        for bind in sorted(self.binds, key=lambda b: len(b.target), reverse=True):
+            if PurePosixPath(target).is_relative_to(bind.target):
+                return bind.source / PurePosixPath(target).relative_to(bind.target)
+        return None
 
 
 @dataclass(frozen=True)
@@ -166,16 +177,14 @@ def _node(path: Path, topo: dict[str, Any], name: str, raw: dict[str, Any], prob
             bind = _bind(path, name, spec, problems)
             if bind:
                 binds[bind.target] = bind
-    execs = next((lv["exec"] for lv in reversed(levels) if lv.get("exec")), [])
+    execs: list[Any] = next((lv["exec"] for lv in reversed(levels) if lv.get("exec")), [])
     role = labels.get(ROLE_LABEL, "")
     if not NODE_NAME.match(name):
         problems.append(f"node {name!r}: not a valid node name")
     if role not in ROLES:
         problems.append(f"node {name}: label {ROLE_LABEL} is {role!r} (allowed: {' | '.join(ROLES)})")
-    if role in ("spine", "leaf") and INTENT_TARGET not in binds:
-        problems.append(f"node {name}: a {role} needs its intent file bound to {INTENT_TARGET}")
     mgmt = merged.get("mgmt-ipv4")
-    return Node(
+    node = Node(
         name=name,
         kind=str(merged.get("kind", "linux")),
         group=str(merged.get("group", "")),
@@ -186,6 +195,11 @@ def _node(path: Path, topo: dict[str, Any], name: str, raw: dict[str, Any], prob
         binds=tuple(binds.values()),
         exec=tuple(str(e) for e in execs),
     )
+    intent = node.intent_file()
+    if role in ("spine", "leaf") and (intent is None or not intent.is_file()):
+        where = f"{INTENT_TARGET} (a bind of the file, or of a directory holding agent.yaml)"
+        problems.append(f"node {name}: a {role} needs its intent file bound to {where}")
+    return node
 
 
 def _bind(path: Path, node: str, spec: str, problems: list[str]) -> Bind | None:
@@ -199,14 +213,35 @@ def _bind(path: Path, node: str, spec: str, problems: list[str]) -> Bind | None:
     return Bind(source, parts[1], read_only=len(parts) == 3 and "ro" in parts[2].split(","))
 
 
-def _endpoint(raw: Any, where: str, problems: list[str]) -> Endpoint:
+def _endpoint(raw: Any, where: str, addresses: list[Any], problems: list[str]) -> Endpoint:
+    found = tuple(_address(a, where, problems) for a in addresses if a)
     if isinstance(raw, str) and raw.count(":") == 1:
         node, iface = raw.split(":")
-        return Endpoint(node, iface)
+        return Endpoint(node, iface, addresses=found)
     if isinstance(raw, dict) and "node" in raw and "interface" in raw:
-        return Endpoint(str(raw["node"]), str(raw["interface"]), raw.get("mac"))
+        own = tuple(_address(raw[k], where, problems) for k in ("ipv4", "ipv6") if raw.get(k))
+        return Endpoint(str(raw["node"]), str(raw["interface"]), raw.get("mac"), found + own)
     problems.append(f"{where}: endpoint {raw!r} is neither NODE:IFACE nor {{node, interface}}")
     return Endpoint("?", "?")
+
+
+def _address(raw: Any, where: str, problems: list[str]) -> str:
+    try:
+        if "/" in str(raw):
+            return str(ipaddress.ip_interface(str(raw)))
+    except ValueError:
+        pass
+    problems.append(f"{where}: {raw!r} is not an address with a prefix length (e.g. 198.51.100.11/24)")
+    return ""
+
+
+def _by_endpoint(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> list[Any]:
+    """A short link's `ipv4`/`ipv6`: one per endpoint, in endpoint order (empty: none for that one)."""
+    value = raw.get(key) or []
+    if not isinstance(value, list) or len(value) > 2:
+        problems.append(f"{where}: {key} must be a list of at most two addresses, one per endpoint")
+        return ["", ""]
+    return [*value, "", ""][:2]
 
 
 def _link(raw: dict[str, Any], index: int, problems: list[str]) -> Link:
@@ -218,7 +253,8 @@ def _link(raw: dict[str, Any], index: int, problems: list[str]) -> Link:
     if len(eps) != 2:
         problems.append(f"{where}: needs exactly two endpoints")
         eps = [*eps, "?:?", "?:?"][:2]
-    a, b = (_endpoint(e, where, problems) for e in eps)
+    v4, v6 = (_by_endpoint(raw, key, where, problems) for key in ("ipv4", "ipv6"))
+    a, b = (_endpoint(e, where, [v4[i], v6[i]], problems) for i, e in enumerate(eps))
     return Link(a, b, int(raw.get("mtu", DEFAULT_LINK_MTU)))
 
 

@@ -1,4 +1,5 @@
 """Fixtures over the namespace lab (labs/lab): a session-scoped fabric, `lab.exec(node, ...)`, `wait_until`.
+The lab kit itself (labs.labkit) is shared with the benchmarks.
 
 Tests marked `lab` need root, network namespaces, FRR and Open vSwitch; they are skipped with the reason
 where those are missing, except under CI (CI=true), where a missing prerequisite fails the run instead:
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import CONVERGE_BUDGET_S, FABRIC, Lab, host_links, lab_lock, lab_unavailable
-from nslab import realise, status, topology
 
+from labs.labkit.lab import CONVERGE_BUDGET_S, FABRIC, Lab, host_links, lab_lock, lab_unavailable
+from labs.nslab import realise, status, topology
 from tor_agent.wait import wait_until as shared_wait_until
 
 # `make test` puts .venv/bin on PATH; a bare `.venv/bin/pytest` finds tor-agent next to its python.

@@ -18,7 +18,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,17 +28,13 @@ from typing import Any
 
 import pytest
 import yaml
-from labkit import REPO, Lab
-from nslab import realise
 
-sys.path.insert(0, str(REPO / "bench"))
-import underlay_failover as failover
-
+from labs.containerlab.controller.lab_ca import LabCa, make_ca
+from labs.labkit.lab import Lab
+from labs.labkit.nodes import paused_agents
+from labs.nslab import realise
 from tor_agent.model.overlay import alternate_target
 from tor_agent.wait import wait_until
-
-sys.path.insert(0, str(REPO / "labs" / "containerlab" / "controller"))
-from lab_ca import LabCa, make_ca
 
 pytestmark = pytest.mark.lab
 
@@ -369,7 +364,7 @@ def two_seconds_into_backoff(lab: Lab, leaf: str, target: str) -> None:
 def test_controller_back_reconnected_within_2s_vs_plain_ovs_backoff(two: Setup, record: Record) -> None:
     lab = two.lab
     target_a = two.targets[0]
-    with failover.paused_agents(lab.topo, lab.role("leaf")):  # their keepers would act too
+    with paused_agents(lab.topo, lab.role("leaf")):  # their keepers would act too
         # leaf3 has no keeper: bring A back 2 s into its OVS's first 8 s wait
         two_seconds_into_backoff(lab, "leaf3", target_a)
         two.a.start()

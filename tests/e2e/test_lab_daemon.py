@@ -10,15 +10,13 @@ in the node's private /run is driven by a small script inside the node, which pl
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
-from labkit import REPO, Lab
-from nslab import realise
 
-sys.path.insert(0, str(REPO / "bench"))
-import underlay_failover as failover
+from labs.labkit.lab import Lab
+from labs.labkit.nodes import INTENT, paused_agents
+from labs.nslab import realise
 
 pytestmark = pytest.mark.lab
 
@@ -85,9 +83,9 @@ def frr_and_ovs(lab: Lab, leaf: str) -> tuple[str, str]:
 def test_run_under_a_systemd_stand_in_ready_watchdog_reload_and_clean_exit(converged: Lab) -> None:
     leaf = converged.role("leaf")[0]
     converged.exec(leaf, "mkdir", "-p", WORK)
-    converged.exec(leaf, "cp", failover.INTENT, f"{WORK}/agent.yaml")
+    converged.exec(leaf, "cp", INTENT, f"{WORK}/agent.yaml")
     try:
-        with failover.paused_agents(converged.topo, [leaf]):
+        with paused_agents(converged.topo, [leaf]):
             before = frr_and_ovs(converged, leaf)
             done = converged.exec(leaf, "python3", "-c", SYSTEMD, agent_binary(converged), WORK, timeout=120)
             after = frr_and_ovs(converged, leaf)
@@ -111,9 +109,7 @@ def test_run_under_a_systemd_stand_in_ready_watchdog_reload_and_clean_exit(conve
 def test_invalid_intent_at_start_exits_2_and_changes_nothing(converged: Lab) -> None:
     leaf = converged.role("leaf")[0]
     converged.exec(leaf, "mkdir", "-p", WORK)
-    converged.exec(
-        leaf, "sh", "-c", f"cat {failover.INTENT} > {WORK}/bad.yaml && echo 'bogus_key: 1' >> {WORK}/bad.yaml"
-    )
+    converged.exec(leaf, "sh", "-c", f"cat {INTENT} > {WORK}/bad.yaml && echo 'bogus_key: 1' >> {WORK}/bad.yaml")
     try:
         before = frr_and_ovs(converged, leaf)
         argv = [agent_binary(converged), "run", "--config", f"{WORK}/bad.yaml", "--status-file", f"{WORK}/s.json"]

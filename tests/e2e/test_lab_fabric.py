@@ -12,8 +12,9 @@ import subprocess
 from typing import Any
 
 import pytest
-from labkit import CONVERGE_BUDGET_S, LAB_CLI, Lab, host_links
-from nslab import realise, state
+
+from labs.labkit.lab import CONVERGE_BUDGET_S, LAB_CLI, Lab, host_links
+from labs.nslab import realise, state
 
 pytestmark = pytest.mark.lab
 

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import CONVERGE_BUDGET_S, FABRIC_3X4, LAB_CLI, lab_lock
-from nslab import procs, realise, state, status, topology
+
+from labs.labkit.lab import CONVERGE_BUDGET_S, FABRIC_3X4, LAB_CLI, lab_lock
+from labs.nslab import procs, realise, state, status, topology
 
 pytestmark = pytest.mark.lab
 DOWN_BUDGET_S = 5.0

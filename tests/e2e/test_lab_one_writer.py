@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from labkit import REPO, Lab
-from nslab import realise
-from test_underlay import failover, running_config  # bench/underlay_failover, as test_underlay has it
+from test_underlay import running_config
+
+from labs.labkit.lab import REPO, Lab
+from labs.labkit.nodes import INTENT, node_path, paused_agents, tor_agent_binary
 
 pytestmark = pytest.mark.lab
 
@@ -24,7 +25,7 @@ BRIDGE = "br-tor"
 
 def agent(lab: Lab, node: str, *args: str, env: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """`tor-agent ARGS` inside `node` (with `env` as NAME=VALUE), never failing the test by itself."""
-    return lab.exec(node, "env", *env, realise.tools_env(lab.topo)["TOR_AGENT"], *args, timeout=120, check=False)
+    return lab.exec(node, "env", *env, tor_agent_binary(lab.topo), *args, timeout=120, check=False)
 
 
 def gre_keys(lab: Lab, node: str) -> dict[str, str]:
@@ -36,7 +37,7 @@ def gre_keys(lab: Lab, node: str) -> dict[str, str]:
 def write_intent(lab: Lab, node: str, data: dict[str, Any], name: str) -> str:
     """`data` as an intent file in `node`'s private /run; its path inside the node."""
     path = f"{WORK}/{name}"
-    host = failover.node_path(lab.topo, node, path)
+    host = node_path(lab.topo, node, path)
     host.parent.mkdir(parents=True, exist_ok=True)
     host.write_text(yaml.safe_dump(data))
     return path
@@ -64,10 +65,10 @@ def test_apply_goes_through_the_running_agent_and_is_not_reverted(converged: Lab
         wait_until(lambda: victim in gre_keys(converged, leaf), 5, 0.05, f"the agent to restore {victim}")
         assert set(gre_keys(converged, leaf).values()) == {new_key}
     finally:
-        agent(converged, leaf, "apply", failover.INTENT)
+        agent(converged, leaf, "apply", INTENT)
         converged.exec(leaf, "rm", "-rf", WORK)
     assert set(gre_keys(converged, leaf).values()) == {old_key}
-    assert converged.json(leaf, "cat", "/run/tor-agent/status.json")["config"] == failover.INTENT
+    assert converged.json(leaf, "cat", "/run/tor-agent/status.json")["config"] == INTENT
 
 
 def node_state(lab: Lab, node: str) -> tuple[str, str, str, str]:
@@ -93,7 +94,7 @@ def test_an_intent_frrs_parser_refuses_changes_nothing_anywhere(converged: Lab, 
     data["underlay"]["uplinks"][0]["mtu"] = 8900
     data["underlay"]["uplinks"][0]["cost"] = 77
     data["overlay"]["tunnels"]["key"] = 4242
-    with failover.paused_agents(converged.topo, [leaf]):  # no running agent: the command applies itself
+    with paused_agents(converged.topo, [leaf]):  # no running agent: the command applies itself
         changed = write_intent(converged, leaf, data, "refused.yaml")
         before = node_state(converged, leaf)
         done = agent(converged, leaf, "apply", changed, env=(f"TOR_AGENT_TEMPLATES={templates}",))

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import Lab
-from nslab import realise, topology
-from test_underlay import agent, failover
+from test_underlay import agent
+
+from labs.labkit.lab import Lab
+from labs.labkit.nodes import INTENT
+from labs.nslab import realise, topology
 
 pytestmark = pytest.mark.lab
 
@@ -40,21 +42,21 @@ def test_a_missing_access_port_darkens_nothing_and_is_bridged_within_a_second_on
     cabled = topology.load(DATA / "fabric-leaf3-eth9-cabled.clab.yml")
     try:
         realise.update(missing)  # leaf3's bound intent now names eth9
-        done = agent(converged, LEAF, "apply", failover.INTENT)  # through leaf3's running agent
+        done = agent(converged, LEAF, "apply", INTENT)  # through leaf3's running agent
         assert done.returncode == 1, done.stdout + done.stderr
         assert f"{PART}: no such interface" in done.stderr and "applied by the running agent" in done.stderr
         spines = len(converged.role("spine"))
         leaves = len(converged.role("leaf"))
 
         def all_but_the_port_healthy() -> bool:
-            out = agent(converged, LEAF, "verify", failover.INTENT).stdout
+            out = agent(converged, LEAF, "verify", INTENT).stdout
             return (
                 f"underlay healthy: {spines}/{spines} uplinks Full" in out
                 and f"overlay healthy: {leaves - 1} tunnel(s) up" in out
             )
 
         wait_until(all_but_the_port_healthy, 30, 0.2, "leaf3's underlay and tunnel mesh, eth9 missing")
-        verify = agent(converged, LEAF, "verify", failover.INTENT)
+        verify = agent(converged, LEAF, "verify", INTENT)
         assert verify.returncode == 1
         assert verify.stdout.splitlines()[:2] == [f"{LEAF}: parts missing (1):", f"  {PART}: no such interface"]
         status = converged.json(LEAF, "cat", "/run/tor-agent/status.json")
@@ -69,10 +71,10 @@ def test_a_missing_access_port_darkens_nothing_and_is_bridged_within_a_second_on
         record("parts: eth9 in the bridge after labs/lab update started", f"{time.monotonic() - start:.2f} s")
         wait_until(lambda: dropped_at_ingress(converged, LEAF, "eth9"), 1.0, 0.02, "eth9's ingress drop chain")
         wait_until(
-            lambda: agent(converged, LEAF, "verify", failover.INTENT).returncode == 0, 10, 0.2, "leaf3 to verify"
+            lambda: agent(converged, LEAF, "verify", INTENT).returncode == 0, 10, 0.2, "leaf3 to verify"
         )
     finally:
         realise.update(converged.topo)
-        agent(converged, LEAF, "apply", failover.INTENT)
-    wait_until(lambda: agent(converged, LEAF, "verify", failover.INTENT).returncode == 0, 30, 0.2, "leaf3 healthy")
+        agent(converged, LEAF, "apply", INTENT)
+    wait_until(lambda: agent(converged, LEAF, "verify", INTENT).returncode == 0, 30, 0.2, "leaf3 healthy")
     assert ofport(converged, LEAF, "eth9") == 0  # the port left with the intent

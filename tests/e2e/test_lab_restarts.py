@@ -14,14 +14,13 @@ import json
 from typing import Any
 
 import pytest
-from labkit import REPO, Lab
 from test_underlay import running_config, unhealthy
 
+from labs.labkit.lab import NODE_START, Lab
 from tor_agent.wait import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.lab
 
-NODE_START = str(REPO / "labs" / "containerlab" / "node-start")
 RESTART_BUDGET_S = 60.0  # watchfrr notices within 1-2 s (the lab's watchfrr_options); OSPF and BFD come back
 
 
@@ -90,7 +89,7 @@ def test_agent_killed_and_restarted_changes_nothing_and_flaps_nothing(converged:
     old = agent_pid(converged, leaf)
     converged.exec(leaf, "kill", "-9", str(old))
     wait_until(lambda: not alive(converged, leaf, old), 10, 0.05, "the killed agent to be gone")
-    converged.exec(leaf, NODE_START, "agent", timeout=60)  # returns after the new agent's first pass
+    converged.exec(leaf, str(NODE_START), "agent", timeout=60)  # returns after the new agent's first pass
     status = converged.json(leaf, "cat", "/run/tor-agent/status.json")
     assert status["pid"] == agent_pid(converged, leaf) != old and status["ready"]
     assert status["last_pass"]["changed"] is False, status["last_pass"]

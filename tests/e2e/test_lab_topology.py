@@ -6,8 +6,9 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from labkit import FABRIC, FABRIC_3X4
-from nslab import realise, status, topology
+
+from labs.labkit.lab import FABRIC, FABRIC_3X4
+from labs.nslab import realise, status, topology
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -124,3 +125,77 @@ def test_labels_reach_the_node_environment_as_containerlab_sets_them() -> None:
     assert env["CLAB_LABEL_CLAB_NODE_NAME"] == "leaf2"
     assert env["CLAB_INTFS"] == "3"  # two uplinks and one host port
     assert env["TOR_AGENT"] == "/x/tor-agent"
+
+
+def test_endpoint_addresses_short_and_extended_links(tmp_path: Path) -> None:
+    topo = topology.load(
+        write(
+            tmp_path,
+            """
+name: addrs
+topology:
+  defaults: {labels: {tor-agent.role: host}}
+  nodes: {a: {}, b: {}}
+  links:
+    - {endpoints: [a:eth1, b:eth1], ipv4: [192.0.2.1/30, 192.0.2.2/30], ipv6: ["", 2001:db8::2/64]}
+    - type: veth
+      endpoints: [{node: a, interface: eth2, ipv4: 198.51.100.1/24}, {node: b, interface: eth2}]
+""",
+        )
+    )
+    first, second = topo.links
+    assert (first.a.addresses, first.b.addresses) == (("192.0.2.1/30",), ("192.0.2.2/30", "2001:db8::2/64"))
+    assert (second.a.addresses, second.b.addresses) == (("198.51.100.1/24",), ())
+
+
+def test_a_bad_endpoint_address_is_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+name: badaddr
+topology:
+  defaults: {labels: {tor-agent.role: host}}
+  nodes: {a: {}, b: {}}
+  links: [{endpoints: [a:eth1, b:eth1], ipv4: [192.0.2.1, 192.0.2.2/30]}]
+""",
+    )
+    with pytest.raises(topology.TopologyError, match=r"links\[0\]: '192.0.2.1' is not an address with a prefix"):
+        topology.load(path)
+
+
+def test_every_node_is_given_the_images_files_and_its_own_binds_win() -> None:
+    topo = topology.load(FABRIC)
+    tools = {"TOR_AGENT": "/x/.venv/bin/tor-agent"}
+    leaf = {b.target: b for b in realise.image_binds(topo.nodes["leaf1"], tools)}
+    assert set(leaf) == {"/usr/local/sbin/node-start", "/etc/tor-agent/controller", "/usr/local/bin/tor-agent"}
+    assert all(b.read_only for b in leaf.values())
+    assert leaf["/usr/local/bin/tor-agent"].source == Path("/x/.venv/bin/tor-agent")
+    controller = {b.target for b in realise.image_binds(topo.nodes["controller"], tools)}
+    assert "/etc/tor-agent/controller" not in controller  # fabric.clab.yml binds it itself
+    installed = {b.target for b in realise.image_binds(topo.nodes["leaf1"], {"TOR_AGENT": "/usr/bin/tor-agent"})}
+    assert "/usr/local/bin/tor-agent" not in installed  # the package's is on PATH already
+
+
+def test_an_intent_directory_bound_over_etc_tor_agent_is_the_intent(tmp_path: Path) -> None:
+    (tmp_path / "sp1").mkdir()
+    (tmp_path / "sp1" / "agent.yaml").write_text("version: 1\n")
+    (tmp_path / "empty").mkdir()
+    path = write(
+        tmp_path,
+        """
+name: dirbind
+topology:
+  nodes:
+    sp1: {labels: {tor-agent.role: spine}, binds: [sp1:/etc/tor-agent]}
+    sp2: {labels: {tor-agent.role: spine}, binds: [empty:/etc/tor-agent]}
+""",
+    )
+    with pytest.raises(topology.TopologyError) as e:
+        topology.load(path)
+    assert "node sp2: a spine needs its intent file bound to /etc/tor-agent/agent.yaml" in str(e.value)
+    assert "sp1:" not in str(e.value)
+    (tmp_path / "empty" / "agent.yaml").write_text("version: 1\n")
+    topo = topology.load(path)
+    assert topo.nodes["sp1"].intent_file() == tmp_path / "sp1" / "agent.yaml"
+    assert topo.nodes["sp1"].bound_file("/etc/tor-agent") == tmp_path / "sp1"
+    assert topo.nodes["sp1"].bound_file("/etc/tor-agentx") is None

@@ -15,20 +15,20 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from labkit import REPO, Lab
-from nslab import realise, topology
 
+from labs.labkit import fabric
+from labs.labkit.fabric import FabricLink, fabric_links
+from labs.labkit.faults import silent_failure
+from labs.labkit.lab import FABRIC_LEAF4, Lab
+from labs.labkit.nodes import INTENT, agent_status, paused_agents
+from labs.labkit.probe import Probe
+from labs.nslab import realise, topology
 from tor_agent.ovs.routes import OvsRoute, parse_route_show
-from tor_agent.wait import wait_until
-
-sys.path.insert(0, str(REPO / "bench"))
-import underlay_failover as failover
 
 pytestmark = pytest.mark.lab
 
@@ -68,8 +68,7 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 
 def tenant_address(lab: Lab, host: str) -> str:
     """The host's tenant address, from its `exec` line (`ip address add 198.51.100.11/24 dev eth1`)."""
-    (line,) = [e for e in lab.nodes[host].exec if e.startswith("ip address add")]
-    return str(ipaddress.IPv4Interface(line.split()[3]).ip)
+    return fabric.tenant_address(lab.topo, host)
 
 
 def vtep(lab: Lab, leaf: str) -> str:
@@ -166,7 +165,7 @@ def split_horizon(lab: Lab, leaf: str) -> None:
     ]
     flows += [f"cookie={COOKIE:#x},priority=65000,in_port={t},actions={out(access)}" for t in gre]
     remove_split_horizon(lab, leaf)
-    failover.node_run(lab.topo, leaf, "ovs-ofctl", "-O", "OpenFlow13", "add-flows", BRIDGE, "-", stdin="\n".join(flows))
+    lab.exec(leaf, "ovs-ofctl", "-O", "OpenFlow13", "add-flows", BRIDGE, "-", stdin="\n".join(flows))
 
 
 def remove_split_horizon(lab: Lab, leaf: str) -> None:
@@ -263,26 +262,26 @@ def test_status_and_verify_show_every_tunnel_and_verify_fails_on_a_missing_one(o
     leaf, other = overlay.role("leaf")[0], overlay.role("leaf")[1]
     tor_agent = realise.tools_env(overlay.topo)["TOR_AGENT"]
     wait_until(lambda: mesh_complete(overlay), TUNNELS_BUDGET_S, 0.1, "a complete mesh (BFD up on new ports)")
-    status = json.loads(overlay.exec(leaf, tor_agent, "status", "--json", failover.INTENT, timeout=60).stdout)
+    status = json.loads(overlay.exec(leaf, tor_agent, "status", "--json", INTENT, timeout=60).stdout)
     shown = {t["peer"]: t for t in status["overlay"]["tunnels"]}
     assert set(shown) == {vtep(overlay, n) for n in overlay.role("leaf") if n != leaf}
     for peer, t in shown.items():
         assert (t["port"], t["bfd"], t["expected"]) == (tunnels(overlay, leaf)[peer]["name"], "up", True), t
         assert t["ofport"] > 0 and t["uplink"] in uplink_bridges(overlay, leaf), t
         assert t["ovs_route"].startswith(f"{peer}/32 dev {t['uplink']} via ") and t["underlay_route"].startswith(peer)
-    done = overlay.exec(leaf, tor_agent, "verify", failover.INTENT, timeout=60, check=False)
+    done = overlay.exec(leaf, tor_agent, "verify", INTENT, timeout=60, check=False)
     assert done.returncode == 0 and f"{leaf}: overlay healthy: 2 tunnel(s) up" in done.stdout, done.stdout
 
     peer = vtep(overlay, other)
-    with failover.paused_agents(overlay.topo, [leaf]):  # no repair while verify looks
+    with paused_agents(overlay.topo, [leaf]):  # no repair while verify looks
         overlay.exec(leaf, "ovs-vsctl", "del-port", BRIDGE, shown[peer]["port"])
-        broken = overlay.exec(leaf, tor_agent, "verify", "--json", failover.INTENT, timeout=60, check=False)
+        broken = overlay.exec(leaf, tor_agent, "verify", "--json", INTENT, timeout=60, check=False)
     assert broken.returncode == 1, broken.stdout
     (item,) = json.loads(broken.stdout)["degraded"]
     assert item["kind"] == "tunnel" and item["subject"] == f"tunnel - to {peer}" and "missing" in item["message"]
 
     def verified() -> bool:
-        return overlay.exec(leaf, tor_agent, "verify", failover.INTENT, timeout=60, check=False).returncode == 0
+        return overlay.exec(leaf, tor_agent, "verify", INTENT, timeout=60, check=False).returncode == 0
 
     wait_until(verified, 10, 0.1, "the agent to restore the tunnel and verify to pass")
     split_horizon(overlay, leaf)
@@ -293,25 +292,24 @@ def test_hand_made_port_on_the_overlay_bridge_survives(overlay: Lab, wait_until:
     overlay.exec(leaf, "ovs-vsctl", "add-port", BRIDGE, "hand0", "--", "set", "Interface", "hand0", "type=internal")
     try:
         tor_agent = realise.tools_env(overlay.topo)["TOR_AGENT"]
-        done = overlay.exec(leaf, tor_agent, "apply", failover.INTENT, timeout=60, check=False)
+        done = overlay.exec(leaf, tor_agent, "apply", INTENT, timeout=60, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
-        passes = agent_status(overlay, leaf)["passes"]
+        passes = agent_status(overlay.topo, leaf)["passes"]
         overlay.exec(leaf, "kill", "-HUP", overlay.exec(leaf, "cat", "/run/tor-agent.pid").stdout.strip())
-        wait_until(lambda: agent_status(overlay, leaf)["passes"] > passes, 5, 0.05, "the daemon's pass after SIGHUP")
+
+        def passed_again() -> bool:
+            return int(agent_status(overlay.topo, leaf)["passes"]) > passes
+
+        wait_until(passed_again, 5, 0.05, "the daemon's pass after SIGHUP")
         assert "hand0" in overlay.exec(leaf, "ovs-vsctl", "list-ports", BRIDGE).stdout.split()
     finally:
         overlay.exec(leaf, "ovs-vsctl", "--if-exists", "del-port", BRIDGE, "hand0")
 
 
-def agent_status(lab: Lab, node: str) -> dict[str, Any]:
-    """The daemon's status file (/run/tor-agent/status.json inside the node)."""
-    return dict(json.loads(lab.exec(node, "cat", "/run/tor-agent/status.json").stdout))
-
-
-def route_link(lab: Lab, leaf: str, remote: str) -> failover.Link:
+def route_link(lab: Lab, leaf: str, remote: str) -> FabricLink:
     """The leaf-spine link OVS's route to `remote`'s VTEP leaves `leaf` by."""
     route = ovs_routes(lab, leaf)[vtep(lab, remote)]
-    for link in failover.fabric_links(lab.topo, leaf):
+    for link in fabric_links(lab.topo, leaf):
         if f"br-{link.uplink}" == route.device:
             return link
     raise AssertionError(f"{leaf}: OVS route {route} is not over an uplink bridge")
@@ -326,8 +324,8 @@ def test_silent_uplink_failure_moves_tunnel_routes_and_overlay_loss_is_short(
     a, b = "host1", "host2"
     leaf_a, leaf_b = (overlay.topo.links_of(h)[0][1].node for h in (a, b))
     link = route_link(overlay, leaf_a, leaf_b)
-    with HostProbe(overlay, a, b) as probe:
-        with failover.silent_failure(overlay.topo, link.spine, link.spine_iface) as started:
+    with Probe.between_hosts(overlay.topo, a, b) as probe:
+        with silent_failure(overlay.topo, link.spine, link.spine_iface) as started:
             wait_until(lambda: probe.recovered(started), 10, 0.02, f"host traffic to flow around {link}")
             windows = probe.windows(started - 1)
 
@@ -400,7 +398,7 @@ def test_a_fourth_leaf_joins_and_leaves_and_the_other_leaves_follow_without_a_co
     """`labs/lab update` grows the running lab by leaf4 (+ host5; the spines get eth4 and re-read their intent):
     every other leaf gets a tunnel to leaf4 from OSPF alone, host5 talks to the others; shrinking the lab back
     takes the tunnels away again. The other leaves' agents are never told anything."""
-    base, grown = overlay.topo, topology.load(REPO / "labs" / "containerlab" / "fabric-leaf4.clab.yml")
+    base, grown = overlay.topo, topology.load(FABRIC_LEAF4)
     leaves, spines = overlay.role("leaf"), overlay.role("spine")
     pids = agent_pids(overlay, leaves)
     big = Lab(grown)
@@ -426,73 +424,3 @@ def test_a_fourth_leaf_joins_and_leaves_and_the_other_leaves_follow_without_a_co
     assert agent_pids(overlay, leaves) == pids  # the same agents, never restarted or re-configured
     assert all(vtep(big, "leaf4") not in tunnels(overlay, leaf) for leaf in leaves)
     assert every_pair_pings(overlay) == []
-
-
-# --- a probe between two hosts (bench/underlay_failover.py's probe, tenant addresses) --------------------------
-
-
-class HostProbe:
-    """UDP flows between hosts `a` and `b` in both directions, a datagram every 2 ms (one flow each way: GRE has
-    no L4 ports, so every flow between two hosts rides the same tunnel)."""
-
-    def __init__(self, lab: Lab, a: str, b: str) -> None:
-        self.lab, self.a, self.b = lab, a, b
-        self.addr = {h: tenant_address(lab, h) for h in (a, b)}
-        self.sport = failover.PROBE_SPORTS[0]
-        self._procs: list[Any] = []
-        self.receivers: list[Any] = []
-
-    def __enter__(self) -> HostProbe:
-        script = str(REPO / "bench" / "underlay_failover.py")
-        try:
-            for h in (self.a, self.b):
-                argv = [sys.executable, script, "probe-recv", self.addr[h], str(failover.PROBE_PORT)]
-                self.receivers.append(failover._Process(self.lab.topo, h, argv))
-            self._procs += self.receivers
-            wait_until(lambda: all(r.alive() and r.seen("ready") for r in self.receivers), 10, 0.02, "receivers")
-            for src, dst in ((self.a, self.b), (self.b, self.a)):
-                argv = [sys.executable, script, "probe-send", self.addr[src], self.addr[dst], str(failover.PROBE_PORT)]
-                argv += [str(failover.PROBE_INTERVAL_S), str(self.sport)]
-                self._procs.append(failover._Process(self.lab.topo, src, argv))
-            wait_until(lambda: len(self._firsts()) == 2, 10, 0.02, "both probe flows to arrive")
-        except BaseException:
-            self._kill()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._kill()
-
-    def _kill(self) -> None:
-        for p in self._procs:
-            p.kill()
-
-    def _firsts(self) -> set[str]:
-        return {e["flow"] for r in self.receivers for e in r.seen("first")}
-
-    def gaps(self) -> list[dict[str, Any]]:
-        return [e for r in self.receivers for e in r.seen("gap")]
-
-    def recovered(self, since_ns: int) -> bool:
-        """Some flow lost datagrams sent after `since_ns` and receives again, and the other flows too."""
-        closed = {g["flow"] for g in self.gaps() if g["to_ns"] > since_ns}
-        latest: dict[str, int] = {}
-        for r in self.receivers:
-            for e in r.seen("progress")[-1:]:
-                latest.update(e["last_ns"])
-        now = time.monotonic_ns()
-        flowing = all(latest.get(f, 0) > now - 200_000_000 for f in self._firsts())
-        return bool(closed) and flowing
-
-    def windows(self, since_ns: int) -> dict[str, failover.Window]:
-        found = {f: failover.Window(f, 0.0, 0) for f in self._firsts()}
-        for g in self.gaps():
-            if g["to_ns"] > since_ns:
-                before = found[g["flow"]]
-                seconds = max(before.seconds, (g["to_ns"] - g["from_ns"]) / 1e9)
-                found[g["flow"]] = failover.Window(g["flow"], seconds, before.lost + int(g["lost"]))
-        return found
-
-    def stop(self) -> None:
-        for p in self._procs[len(self.receivers) :] + self.receivers:
-            p.finish()

@@ -2,14 +2,14 @@
 leaf-spine link failure measured with a UDP probe between leaf loopbacks, hand edits in FRR, bad intent.
 
 Each test puts back what it changes (try/finally), so later tests see a healthy fabric. The probe and the
-fault helpers are shared with bench/underlay_failover.py, which measures the same failure without BFD too.
+fault helpers are the lab kit's (labs.labkit), shared with bench/underlay_failover.py, which measures the
+same failure without BFD too.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 import yaml
-from labkit import REPO, Lab
-from nslab import realise
 
-sys.path.insert(0, str(REPO / "bench"))
-import underlay_failover as failover
+from labs.labkit import fabric
+from labs.labkit.faults import silent_failure
+from labs.labkit.lab import Lab
+from labs.labkit.nodes import INTENT, paused_agents, tor_agent
+from labs.labkit.probe import Probe, crossing, first_spine
 
 pytestmark = pytest.mark.lab
 
-INTENT = failover.INTENT
 LOSS_WINDOW_BUDGET_S = 0.5  # the issue's target for a silent failure with BFD; measured 0.22-0.32 s
 DETECT_BUDGET_S = 10.0  # until traffic flows around the failure and verify names it (BFD: 0.3 s)
 HEALTHY_BUDGET_S = 30.0  # BFD's slow start and an OSPF adjacency coming back after the repair
@@ -38,12 +38,12 @@ STASH = "/run/test-underlay"  # node-private (each node has its own /run)
 
 def agent(lab: Lab, node: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`tor-agent ARGS` inside `node`, as on a switch; never fails the test by itself."""
-    return lab.exec(node, realise.tools_env(lab.topo)["TOR_AGENT"], *args, timeout=60, check=False)
+    return tor_agent(lab.topo, node, *args)
 
 
 def switches(lab: Lab) -> list[str]:
     """Spines and leaves."""
-    return lab.role("spine") + lab.role("leaf")
+    return fabric.switches(lab.topo)
 
 
 def running_config(lab: Lab, node: str) -> str:
@@ -68,12 +68,7 @@ def ospf_interfaces(lab: Lab, node: str) -> dict[str, str]:
 
 def unhealthy(lab: Lab) -> list[str]:
     """`tor-agent verify` on every switch: the failing ones, with what they say."""
-    bad = []
-    for node in switches(lab):
-        done = agent(lab, node, "verify", INTENT)
-        if done.returncode != 0:
-            bad.append(f"{node}: exit {done.returncode}: {done.stdout.strip() or done.stderr.strip()}")
-    return bad
+    return fabric.unhealthy(lab.topo)
 
 
 def bfd_downs(lab: Lab) -> dict[tuple[str, str], int]:
@@ -180,14 +175,14 @@ def test_silent_link_failure_loss_window_and_verify(
     topo = converged.topo
     a, b = converged.role("leaf")[:2]
     downs = bfd_downs(converged)
-    with failover.Probe(topo, a, b) as probe:
-        link = failover.first_spine(topo, probe.flows[0])
-        affected = failover.crossing(topo, probe.flows, link)
+    with Probe.between_leaves(topo, a, b) as probe:
+        link = first_spine(topo, probe.flows[0])
+        affected = crossing(topo, probe.flows, link)
         interface = ospf_interfaces(converged, link.leaf)[link.uplink]
         uplinks = len(converged.intent(link.leaf)["underlay"]["uplinks"])
-        with failover.silent_failure(topo, link.spine, link.spine_iface) as started:
+        with silent_failure(topo, link.spine, link.spine_iface) as started:
             wait_until(
-                lambda: probe.recovered(affected, started), DETECT_BUDGET_S, 0.02, f"traffic to flow around {link}"
+                lambda: probe.recovered(started, affected), DETECT_BUDGET_S, 0.02, f"traffic to flow around {link}"
             )
             outage = probe.windows(started - 1)
             width = f"width reduced to {uplinks - 1} of {uplinks} uplinks ({interface} down)"
@@ -242,7 +237,7 @@ def test_hand_edit_is_shown_by_diff_and_repaired_by_apply_keeping_a_hand_made_ro
     uplink = converged.intent(leaf)["underlay"]["uplinks"][0]
     interface = ospf_interfaces(converged, leaf)[uplink["name"]]
     cost = f"ip ospf cost {uplink['cost']}"
-    with failover.paused_agents(converged.topo, [leaf]), files_kept(converged, leaf, *FRR_FILES):
+    with paused_agents(converged.topo, [leaf]), files_kept(converged, leaf, *FRR_FILES):
         try:
             vtysh_conf(converged, leaf, f"interface {interface}", f"ip ospf cost {HAND_COST}", "exit", HAND_ROUTE)
 
@@ -308,7 +303,7 @@ def test_apply_of_a_bad_intent_changes_nothing_in_frr(
         field = breakage(data)
         bad = tmp_path / f"{node}.yaml"  # the host's /tmp: visible inside the node
         bad.write_text(yaml.safe_dump(data))
-        with failover.paused_agents(converged.topo, [node]):
+        with paused_agents(converged.topo, [node]):
             before = (running_config(converged, node), converged.exec(node, "cat", FRR_FILES[0]).stdout)
             done = agent(converged, node, "apply", str(bad))
             after = (running_config(converged, node), converged.exec(node, "cat", FRR_FILES[0]).stdout)

@@ -6,16 +6,11 @@ them: there a missing prerequisite fails the run.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from prerequisites import skip_or_fail
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "net"))  # nsutil.py, shared with the links tests
-
 from frrlab import Fabric, skip_reason, wait_healthy
+from prerequisites import skip_or_fail
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,26 @@
 #!/usr/bin/env python3
 """Record the FRR and kernel samples the health unit tests read (tests/unit/data/health/<scenario>/).
 
-Run as root from the repository: `.venv/bin/python tests/health/record_samples.py`. It brings up the
-test fabric (frrlab.py), records each scenario once its state has settled, and removes everything.
+Run as root from the repository, with the tests' shared helpers on the path as pytest has them
+(pyproject.toml): `PYTHONPATH=tests/support .venv/bin/python tests/health/record_samples.py`. It brings up
+the test fabric (frrlab.py), records each scenario once its state has settled, and removes everything.
 Read the diff before committing new samples: uptimes and ids change on every run.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from frrlab import Fabric, Node, problems, read_state, wait_healthy
+
+from tor_agent.frr.vtysh import Vtysh
+from tor_agent.health.frr_state import BFD_PEERS, OSPF_NEIGHBORS, OSPF_ROUTES, ZEBRA_ROUTES
+from tor_agent.net import KernelRoute, kernel_routes
+from tor_agent.wait import wait_until
+
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "net")]
-
-from frrlab import Fabric, Node, problems, read_state, wait_healthy  # noqa: E402
-
-from tor_agent.frr.vtysh import Vtysh  # noqa: E402
-from tor_agent.health.frr_state import BFD_PEERS, OSPF_NEIGHBORS, OSPF_ROUTES, ZEBRA_ROUTES  # noqa: E402
-from tor_agent.net import KernelRoute, kernel_routes  # noqa: E402
-from tor_agent.wait import wait_until  # noqa: E402
 
 OUT = HERE.parent / "unit" / "data" / "health"
 FILES = {

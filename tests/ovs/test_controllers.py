@@ -14,7 +14,6 @@ import os
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,14 +26,12 @@ from ovs_sandbox import OvsSandbox
 from ovs_testlib import make_intent
 from ovsdb_view import by_name, optional, rows
 
+from labs.containerlab.controller.lab_ca import LabCa, make_ca
 from tor_agent.model.overlay import OWNER_KEY, OWNER_VALUE, OvsDesired, alternate_target, desired_ovs
 from tor_agent.ovs.connection import OvsConnection
 from tor_agent.ovs.state import ReconnectController
 from tor_agent.reconcile.overlay import OverlayReconciler
 from tor_agent.wait import WaitTimeout, wait_until
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "labs" / "containerlab" / "controller"))
-from lab_ca import LabCa, make_ca
 
 pytestmark = pytest.mark.ovs
 

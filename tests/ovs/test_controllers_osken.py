@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import test_controllers as ctl
-from lab_ca import LabCa, make_ca
 from ovs_sandbox import OvsSandbox, run
 from prerequisites import skip_or_fail
 
+from labs.containerlab.controller.lab_ca import LabCa, make_ca
 from tor_agent.ovs.connection import OvsConnection
 from tor_agent.wait import WaitTimeout, wait_until
 

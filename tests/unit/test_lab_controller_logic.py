@@ -8,14 +8,11 @@ reaches the controller, as the switches would. No os-ken needed.
 from __future__ import annotations
 
 import ipaddress
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "labs" / "containerlab" / "controller"))
-from l2logic import COOKIE, T_CLASSIFY, Action, Fabric, FlowMod, Location, Port
+from labs.containerlab.controller.l2logic import COOKIE, T_CLASSIFY, Action, Fabric, FlowMod, Location, Port
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 LEAVES = {0xA1: "198.18.0.11", 0xA2: "198.18.0.12", 0xA3: "198.18.0.13"}

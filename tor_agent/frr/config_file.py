@@ -2,23 +2,29 @@
 
 tor-agent writes the exact running configuration it has just verified, which is what `write memory`
 (`vtysh -w`) would write, without a third vtysh start on every change. Unlike vtysh, which truncates
-frr.conf and rewrites it in place, the new file replaces the old one atomically; like vtysh, the
-previous file is kept as frr.conf.sav and the file keeps FRR's owner and mode (frr:frr 0640).
+frr.conf and rewrites it in place, the new file replaces the old one atomically, unless frr.conf is a
+mount point (bind-mounted into a container), where it is rewritten in place as vtysh does. Like vtysh,
+the previous file is kept as frr.conf.sav and the file keeps FRR's owner and mode (frr:frr 0640).
+
+A read-only frr.conf (a `:ro` bind mount, a read-only /etc) cannot be saved: that is logged as one
+warning naming the file, and the apply stands; FRR then starts from the file as it is.
 """
 
 from __future__ import annotations
 
+import errno
 import grp
-import os
+import logging
 import pwd
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tor_agent.errors import RuntimeFailure
+from tor_agent.fileio import replace_file
 
 DEFAULT_FRR_CONF = Path("/etc/frr/frr.conf")
 _MODE = 0o640  # Debian builds FRR with --enable-configfile-mask=0640
+log = logging.getLogger(__name__)
 
 
 class PersistError(RuntimeFailure):
@@ -36,31 +42,25 @@ class IntegratedConfig:
     path: Path = DEFAULT_FRR_CONF
 
     def save(self, running_text: str) -> None:
-        """Make `running_text` (a `show running-config`) the file FRR loads at start."""
+        """Make `running_text` (a `show running-config`) the file FRR loads at start.
+
+        Raises PersistError when the file cannot be written, except on a read-only file system: then
+        FRR keeps running with the configuration it has, and a warning says the file was not saved.
+        """
         try:
-            self._save(file_text(running_text))
+            replace_file(
+                self.path, file_text(running_text), _MODE, keep_owner=True, owner=_frr_owner(), backup=self.backup
+            )
         except OSError as e:
+            if e.errno == errno.EROFS:
+                log.warning("%s is read-only: FRR's running configuration is not saved to it", self.path)
+                return
             raise PersistError(self.path, str(e)) from e
 
-    def _save(self, text: str) -> None:
-        uid, gid, mode = _owner(self.path)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fchmod(f.fileno(), mode)
-                os.fchown(f.fileno(), uid, gid)
-                os.fsync(f.fileno())
-            if self.path.exists():
-                backup = self.path.with_name(f"{self.path.name}.sav")
-                backup.unlink(missing_ok=True)
-                os.link(self.path, backup)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
+    @property
+    def backup(self) -> Path:
+        """Where the previous file is kept: frr.conf.sav, as vtysh keeps it."""
+        return self.path.with_name(f"{self.path.name}.sav")
 
 
 def file_text(running_text: str) -> str:
@@ -73,20 +73,9 @@ def file_text(running_text: str) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def _owner(path: Path) -> tuple[int, int, int]:
-    """The owner and mode to keep: the existing file's, else FRR's user and group."""
-    if path.exists():
-        st = path.stat()
-        return st.st_uid, st.st_gid, st.st_mode & 0o7777
+def _frr_owner() -> tuple[int, int] | None:
+    """FRR's user and group, for a new frr.conf (None where there is no such user)."""
     try:
-        return pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid, _MODE
+        return pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
     except KeyError:
-        return os.getuid(), os.getgid(), _MODE
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return None
