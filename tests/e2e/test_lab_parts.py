@@ -70,9 +70,7 @@ def test_a_missing_access_port_darkens_nothing_and_is_bridged_within_a_second_on
         record("parts: eth9 in the bridge after labs/lab update returned", f"{time.monotonic() - cabled_at:.2f} s")
         record("parts: eth9 in the bridge after labs/lab update started", f"{time.monotonic() - start:.2f} s")
         wait_until(lambda: dropped_at_ingress(converged, LEAF, "eth9"), 1.0, 0.02, "eth9's ingress drop chain")
-        wait_until(
-            lambda: agent(converged, LEAF, "verify", INTENT).returncode == 0, 10, 0.2, "leaf3 to verify"
-        )
+        wait_until(lambda: agent(converged, LEAF, "verify", INTENT).returncode == 0, 10, 0.2, "leaf3 to verify")
     finally:
         realise.update(converged.topo)
         agent(converged, LEAF, "apply", INTENT)
