@@ -107,11 +107,14 @@ def test_a_connection_of_another_process_is_not_the_switchs(
     ssl = ctl.ssl_section(ca, tmp_path / "other" / "other-ca.pem")
     tls = f"ssl:127.0.0.1:{ctl.PORT_A}"
     doc = copy.deepcopy(LEAF)
-    doc["controllers"] = {"targets": [tls, ctl.B], "max_backoff_ms": 8000, "ssl": ssl}
+    doc["controllers"] = {"targets": [tls, ctl.B], "max_backoff_ms": 8000, "ssl": ssl, "allow_plaintext": True}
     intent = tmp_path / "agent.yaml"
     intent.write_text(yaml.safe_dump(doc))
     with ctl.stubs(sandbox, ctl.PORT_A, tls=ctl.tls_context(ca, "controller")), ctl.stubs(sandbox, ctl.PORT_B):
-        ctl.reconcile(conn, ctl.controller_intent(sandbox, targets=[tls, ctl.B], max_backoff_ms=8000, ssl=ssl))
+        ctl.reconcile(
+            conn,
+            ctl.controller_intent(sandbox, targets=[tls, ctl.B], max_backoff_ms=8000, ssl=ssl, allow_plaintext=True),
+        )
 
         def settled() -> bool:
             conn.run()
