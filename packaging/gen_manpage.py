@@ -28,15 +28,27 @@ FILES = (
         "The service; it runs `tor-agent run --config /etc/tor-agent/agent.yaml`.",
     ),
     ("/usr/share/tor-agent/frr-templates/", "The Jinja2 templates the FRR configuration is rendered from."),
-    ("/var/lib/tor-agent/", "Which interfaces' FRR configuration tor-agent made (removed on purge)."),
-    ("/run/tor-agent/", "Which kernel addresses tor-agent added (removed on purge)."),
+    (
+        "/var/lib/tor-agent/",
+        "tor-agent's records (removed on purge): which interfaces' FRR configuration it made, the history of "
+        "applied intents (history/), the drain state (drain.json) and a pending commit-confirm (confirm.json).",
+    ),
+    (
+        "/run/tor-agent/",
+        "Which kernel addresses tor-agent added, the engine lock, the running agent's control socket "
+        "(control.sock) and status file (status.json); removed on purge.",
+    ),
     ("/usr/share/doc/tor-agent/examples/", "Intent files for a leaf and a spine."),
     (
         "/usr/share/doc/tor-agent/config.md.gz",
         "Every key of the intent file, with its type, default and allowed values.",
     ),
 )
-ENVIRONMENT = (("TOR_AGENT_TEMPLATES", "Render from the templates in this directory instead of the installed ones."),)
+ENVIRONMENT = (
+    ("TOR_AGENT_CONFIG", "The intent file commands read when none is given (default /etc/tor-agent/agent.yaml)."),
+    ("TOR_AGENT_STATE_DIR", "tor-agent's records instead of /var/lib/tor-agent."),
+    ("TOR_AGENT_TEMPLATES", "Render from the templates in this directory instead of the installed ones."),
+)
 SEE_ALSO = ("systemctl(1)", "journalctl(1)", "vtysh(1)", "ovs-vsctl(8)", "nft(8)")
 
 

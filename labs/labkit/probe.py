@@ -4,8 +4,10 @@ numbered datagram every 2 ms, and the loss windows they saw.
 Between two leaves the probe runs loopback to loopback with several flows (one per source port: the
 kernel's ECMP hash spreads them over the spines); between two hosts it runs tenant address to tenant
 address with one flow each way (GRE has no L4 ports: every flow between two hosts rides the same tunnel).
-The receiver reports every gap in a flow's sequence numbers; a loss window is the sender's time between
-the last datagram before the gap and the first one after it (an upper bound, within one interval). The
+The receiver reports every gap in a flow's sequence numbers, and every datagram that arrives late into one
+(overtaken when a path changes: reordered, not lost); a gap counts what never came. A loss window is the
+sender's time between the last datagram before the gap and the first one after it (an upper bound, within
+one interval). The
 halves inside the nodes are `udp_probe.py`, run by path with the python that runs this.
 """
 
@@ -136,8 +138,15 @@ class Probe:
             p.kill()
 
     def gaps(self) -> list[dict[str, Any]]:
-        """Every gap reported so far."""
-        return [e for r in self._receivers for e in r.seen("gap")]
+        """Every gap reported so far, less the datagrams that arrived late into it; those filled completely
+        by late arrivals are left out."""
+        late = [e for r in self._receivers for e in r.seen("late")]
+        found = []
+        for gap in (e for r in self._receivers for e in r.seen("gap")):
+            filled = sum(1 for e in late if e["flow"] == gap["flow"] and gap["from_ns"] < e["sent_ns"] < gap["to_ns"])
+            if gap["lost"] > filled:
+                found.append({**gap, "lost": gap["lost"] - filled})
+        return found
 
     def latest(self) -> dict[str, int]:
         """Per flow, the send time of the latest datagram received (at the receivers' last progress report)."""

@@ -15,11 +15,12 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DATAGRAM = struct.Struct("!QQ")  # sequence number, send time (CLOCK_MONOTONIC ns: one clock for every namespace)
 PROGRESS_S = 0.1
+LATE_WINDOW = 50_000  # a datagram this many sequence numbers late is not told apart from a lost one any more
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -58,6 +59,7 @@ class _FlowState:
     last_seq: int = -1
     last_ns: int = 0
     reordered: int = 0
+    missing: set[int] = field(default_factory=set)  # sequence numbers skipped by a gap, not arrived yet
 
 
 def recv(addr: str, port: int) -> None:
@@ -92,10 +94,16 @@ def _received(flows: dict[str, _FlowState], key: str, seq: int, sent_ns: int) ->
         flow = flows[key] = _FlowState()
         _emit({"event": "first", "flow": key, "seq": seq})
     elif seq <= flow.last_seq:
+        # overtaken on a path change: the gap it opened was reordering, not loss
         flow.reordered += 1
+        if seq in flow.missing:
+            flow.missing.discard(seq)
+            _emit({"event": "late", "flow": key, "seq": seq, "sent_ns": sent_ns})
         return
     elif seq > flow.last_seq + 1:
         _emit({"event": "gap", "flow": key, "lost": seq - flow.last_seq - 1, "from_ns": flow.last_ns, "to_ns": sent_ns})
+        flow.missing.update(range(max(flow.last_seq + 1, seq - LATE_WINDOW), seq))
+        flow.missing = {m for m in flow.missing if m > seq - LATE_WINDOW}
     flow.received += 1
     flow.last_seq, flow.last_ns = seq, sent_ns
 

@@ -17,6 +17,7 @@ from frrlab import Fabric, Node, problems, read_state, wait_healthy
 
 from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health.frr_state import BFD_PEERS, OSPF_NEIGHBORS, OSPF_ROUTES, ZEBRA_ROUTES
+from tor_agent.health.lsdb import ROUTER_LSAS
 from tor_agent.net import KernelRoute, kernel_routes
 from tor_agent.wait import wait_until
 
@@ -28,6 +29,7 @@ FILES = {
     BFD_PEERS: "bfd-peers.json",
     OSPF_ROUTES: "ospf-routes.json",
     ZEBRA_ROUTES: "zebra-routes.json",
+    ROUTER_LSAS: "router-lsas.json",
 }
 
 
@@ -49,7 +51,7 @@ def kernel_json(routes: tuple[KernelRoute, ...]) -> list[dict[str, Any]]:
 
 
 def record(node: Node, scenario: str) -> None:
-    """Write `node`'s intent, FRR's four JSON answers and the kernel FIB under OUT/scenario."""
+    """Write `node`'s intent, FRR's five JSON answers and the kernel FIB under OUT/scenario."""
     target = OUT / scenario
     target.mkdir(parents=True, exist_ok=True)
     reader = Vtysh(options=("--vty_socket", str(node.workdir)))
@@ -95,6 +97,11 @@ def main() -> None:
         record(leaf1, "leaf1-eth2-silent")
         spine2.ns.exec("nft", "delete", "table", "netdev", "silence")
         wait_healthy(fabric)
+
+        # A planned drain: spine2 advertises max-metric; leaf1's routes leave it, its adjacency stays Full.
+        spine2.vtysh("configure terminal", "router ospf", "max-metric router-lsa administrative")
+        wait_until(lambda: "nexthop" not in leaf1.ns.ip("route", "show", "198.18.0.12"), 10)
+        record(leaf1, "leaf1-spine2-drained")
     finally:
         fabric.down()
 

@@ -193,13 +193,15 @@ class FakeFrr:
     refuse: str | None = None
     synced: bool = False
     calls: list[str] = field(default_factory=list)
-    rendered: list[str] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)  # what the parser checked
+    planned: list[str] = field(default_factory=list)  # what passes planned against
 
     def read(self) -> FrrState:
         self.calls.append("read")
         return FrrState(Running("", frozenset({"zebra", "ospfd", "bfdd"})), frozenset())
 
     def plan(self, desired_text: str, state: FrrState) -> FrrPlan:
+        self.planned.append(desired_text)
         desired = parse_config(desired_text)
         delta = Delta(() if self.synced else (CHANGE,))
         return FrrPlan(desired_text, desired, parse_config(""), Scope.of(desired), delta, state.recorded)

@@ -157,7 +157,7 @@ def as_json(value: Any) -> Any:
 def test_the_schemas_defaults_are_the_loaders(tmp_path: Path) -> None:
     leaf, spine = loaded(minimal_leaf(tmp_path), tmp_path), loaded(minimal_spine(tmp_path), tmp_path)
     defaults = json_defaults(intent_json_schema())
-    assert len(defaults) == 26  # every field with a plain default (not "absent", not derived)
+    assert len(defaults) == 28  # every field with a plain default (not "absent", not derived)
     for path, default in defaults:
         value: Any = spine if path[0] == "underlay" else leaf
         for key in path:

@@ -111,6 +111,8 @@ def start(tmp_path: Path, sock: socket.socket | None, fakes: Fakes, config: Path
         status_file=tmp_path / "status.json",
         lock=tmp_path / "lock",
         control_socket=tmp_path / "control.sock",
+        state_dir=tmp_path / "state",
+        startup_file=tmp_path / "startup.json",
     )
     drivers: Callable[[Path], Drivers] = lambda _state_dir: fakes.drivers()  # noqa: E731
     notify = SdNotify(sock.getsockname() if sock is not None else None, watchdog_usec=30_000_000)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tor_agent.frr.apply import ConfigRefused, FrrDriver, FrrState, required_daemons
-from tor_agent.frr.config_file import IntegratedConfig, PersistError
+from tor_agent.frr.config_file import IntegratedConfig, NotWritable, PersistError
 from tor_agent.frr.config_tree import FrrConfig, parse_config, redact
 from tor_agent.frr.delta import (
     Change,
@@ -30,7 +30,7 @@ from tor_agent.frr.delta import (
     rendered_interfaces,
 )
 from tor_agent.frr.ledger import InterfaceLedger, LedgerError
-from tor_agent.frr.vtysh import LinesRefused, Running, Session, Vtysh, _line_errors
+from tor_agent.frr.vtysh import LinesRefused, Running, Session, Vtysh, VtyshError, _line_errors
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "frr.conf").is_file())
@@ -652,3 +652,32 @@ def test_a_rendering_without_router_ospf_is_refused_before_frr_is_asked() -> Non
 def test_required_daemons() -> None:
     assert required_daemons(parse_config(LEAF)) == {"zebra", "ospfd", "bfdd"}
     assert required_daemons(parse_config(golden("leaf-bfd-off"))) == {"zebra", "ospfd"}
+
+
+class _SavingVtysh(Vtysh):
+    """A vtysh whose `write memory` is recorded (FRR's own save), failing on demand."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__(binary="/nonexistent/vtysh")
+        object.__setattr__(self, "saves", [])
+        object.__setattr__(self, "fail", fail)
+
+    def write_memory(self) -> None:
+        self.saves.append("write memory")  # type: ignore[attr-defined]
+        if self.fail:  # type: ignore[attr-defined]
+            raise VtyshError("write memory", "FRR did not confirm the write")
+
+
+class _ReadOnlyConfig(IntegratedConfig):
+    def save(self, running_text: str) -> None:
+        raise NotWritable(self.path, "Read-only file system (not tor-agent's to write)")
+
+
+def test_a_frr_conf_tor_agent_may_not_write_is_saved_by_frr_itself(caplog: pytest.LogCaptureFixture) -> None:
+    """Under the service's systemd sandbox /etc is read-only to tor-agent: FRR saves its own file."""
+    vtysh = _SavingVtysh()
+    FrrDriver(vtysh, config_file=_ReadOnlyConfig(Path("/etc/frr/frr.conf")))._persist("router ospf\nexit\n")
+    assert vtysh.saves == ["write memory"]  # type: ignore[attr-defined]
+    failing = _SavingVtysh(fail=True)
+    FrrDriver(failing, config_file=_ReadOnlyConfig(Path("/etc/frr/frr.conf")))._persist("router ospf\nexit\n")
+    assert "FRR's own save failed too" in caplog.text and "FRR starts from the file as it is" in caplog.text

@@ -18,6 +18,8 @@ import pytest
 from tor_agent.config import Intent, load_text
 from tor_agent.health import Degraded, UnderlayState, collect, status, verify
 from tor_agent.health.frr_state import BFD_PEERS, OSPF_NEIGHBORS, OSPF_ROUTES, ZEBRA_ROUTES, Nexthop
+from tor_agent.health.lsdb import ROUTER_LSAS
+from tor_agent.health.report import status_lines, verify_lines
 from tor_agent.health.underlay import LayerRoute, UplinkStatus, _ecmp_interfaces
 from tor_agent.net import KernelNexthop, KernelRoute
 
@@ -27,6 +29,7 @@ FILES = {
     BFD_PEERS: "bfd-peers.json",
     OSPF_ROUTES: "ospf-routes.json",
     ZEBRA_ROUTES: "zebra-routes.json",
+    ROUTER_LSAS: "router-lsas.json",
 }
 VTEP = IPv4Address("198.18.0.12")
 
@@ -73,6 +76,21 @@ def messages(problems: list[Degraded]) -> list[str]:
 def replace_kernel_route(state: UnderlayState, prefix: str, route: KernelRoute | None) -> UnderlayState:
     kept = tuple(r for r in state.kernel_routes if r.prefix != IPv4Network(prefix))
     return dataclasses.replace(state, kernel_routes=kept + ((route,) if route is not None else ()))
+
+
+def test_a_drained_spine_is_planned_not_degraded() -> None:
+    """spine2 advertises max-metric: leaf1 routes over eth1 only, and says why instead of failing."""
+    state, intent = load("leaf1-spine2-drained")
+    assert state.drained == {IPv4Address("198.18.0.2")}
+    st = status(state, intent)
+    assert [u.drained for u in st.uplinks] == [False, True] and st.expected == {"eth1"}
+    assert verify(state, intent) == []
+    (line, note) = verify_lines("leaf1", [], st)
+    assert line.startswith("leaf1: underlay healthy") and "198.18.0.2 is drained (max-metric)" in note
+    assert any("198.18.0.2 via 198.18.1.2 Full" in s and "drained" in s for s in status_lines(st, []))
+    # the same routes without the LSDB's word: a reduced ECMP width, as after a failure
+    unexplained = messages(verify(dataclasses.replace(state, drained=frozenset()), intent))
+    assert any("ECMP" in m and "expected 2" in m for m in unexplained), unexplained
 
 
 @pytest.mark.parametrize("scenario", ["leaf1-healthy", "leaf2-healthy", "spine1-healthy"])

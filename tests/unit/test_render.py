@@ -29,6 +29,11 @@ def _intent(case: str) -> Intent:
     return load(GOLDEN / case / "intent.yaml")
 
 
+def _render(case: str) -> str:
+    """The case's rendering; a case with a `drained` file is rendered drained."""
+    return render_frr(_intent(case), drained=(GOLDEN / case / "drained").exists())
+
+
 def _vtysh_check(path: Path) -> subprocess.CompletedProcess[str]:
     """FRR's parser on `path`: no daemons needed; exit 0 when every line parses, 2 when one does not."""
     assert VTYSH is not None
@@ -42,7 +47,7 @@ def test_enough_golden_cases() -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case: str) -> None:
     expected_path = GOLDEN / case / "frr.conf"
-    rendered = render_frr(_intent(case))
+    rendered = _render(case)
     if REGEN:
         expected_path.write_text(rendered, encoding="utf-8")
     expected = expected_path.read_text(encoding="utf-8")
@@ -56,7 +61,7 @@ def test_golden(case: str) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_render_never_prints_none(case: str) -> None:
-    assert "None" not in render_frr(_intent(case))
+    assert "None" not in _render(case)
 
 
 @needs_vtysh

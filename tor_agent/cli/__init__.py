@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from tor_agent import __version__
-from tor_agent.cli import apply, controllers, fabric, health, intent, run
+from tor_agent.cli import apply, change, controllers, fabric, health, intent, run
 
 
 @click.group(
@@ -34,6 +34,11 @@ for command in (
     apply.diff,
     health.status,
     health.verify,
+    change.drain,
+    change.undrain,
+    change.confirm,
+    change.rollback,
+    change.history,
     run.run,
     intent.schema,
 ):

@@ -7,47 +7,36 @@ under the engine lock. Either way a pass report is printed from the same JSON do
 
 from __future__ import annotations
 
+import difflib
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.daemon.control import NoDaemon, request
-from tor_agent.daemon.paths import CONTROL_SOCKET
-from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, RuntimeFailure, TorAgentError
-from tor_agent.frr.ledger import DEFAULT_STATE_DIR
+from tor_agent.cli.writing import (
+    CONTROL,
+    STATE_DIR,
+    answered_report,
+    ask_daemon,
+    echo_notes,
+    echo_stages,
+    finish,
+    frr_json,
+    local_writer,
+    stage,
+    stages_json,
+)
+from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, TorAgentError
 
 EXIT_PENDING = 3  # `diff --exit-code`: changes pending (1 and 2 keep their meaning: failure, invalid input)
-APPLY_TIMEOUT_S = 300.0  # the daemon's pass: FRR, links, OVS; a slow switch CPU takes a while
-
-STATE_DIR = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    envvar="TOR_AGENT_STATE_DIR",
-    help="Where tor-agent records which interfaces' OSPF configuration it made (env TOR_AGENT_STATE_DIR).",
-)
-CONTROL = click.option(
-    "--control-socket",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=CONTROL_SOCKET,
-    show_default=True,
-    help="The running agent's control socket: while an agent runs, it applies the change.",
-)
 
 
-class DaemonRefused(TorAgentError):
-    """The running daemon refused the intent file (invalid, or a part refused it): nothing was changed."""
+class NeedsAgent(TorAgentError):
+    """A request only the running agent can carry out."""
 
     exit_code = EXIT_INVALID
-
-
-class DaemonFailed(RuntimeFailure):
-    """The running daemon could not run the pass."""
 
 
 @click.command()
@@ -55,8 +44,24 @@ class DaemonFailed(RuntimeFailure):
 @JSON
 @STATE_DIR
 @CONTROL
+@click.option(
+    "--confirm",
+    "confirm_s",
+    type=click.IntRange(1, 86400),
+    metavar="SECONDS",
+    help="Commit-confirm: unless `tor-agent confirm` follows within SECONDS, the switch goes back to the "
+    "previous intent (FRR, links, OVS, controllers). Needs the running agent.",
+)
+@click.option(
+    "--rollback-on-degrade",
+    is_flag=True,
+    help="With --confirm: go back as soon as health is worse than before the change (fewer Full neighbours, "
+    "less ECMP width to a VTEP, fewer controllers connected, tunnels lost).",
+)
 @reports_errors
-def apply(config: Path, as_json: bool, state_dir: Path, control_socket: Path) -> None:
+def apply(
+    config: Path, as_json: bool, state_dir: Path, control_socket: Path, confirm_s: int | None, rollback_on_degrade: bool
+) -> None:
     """Make the switch match the intent file CONFIG, in one pass over every part in order: OVS bridges and
     ports (leaves), kernel links (addresses, MTUs, nftables, sysctls), FRR, tunnel peers discovered from
     OSPF's routes, GRE tunnels, and OVS's tunnel routes (netdev leaves). First every part checks the intent
@@ -66,6 +71,7 @@ def apply(config: Path, as_json: bool, state_dir: Path, control_socket: Path) ->
     rows with its marker, addresses it added, docs/frr-ownership.md). A part the intent names that is not
     there (an interface not cabled yet) is skipped and named, everything else is applied; a failed part is
     reported and the others still run; exit 1 then. A second apply with the same CONFIG changes nothing.
+    Every applied intent is kept in the history (`tor-agent history`).
 
     While the agent runs (`tor-agent run`, the service), it is the only writer: apply hands it CONFIG, it
     runs CONFIG from then on (until `systemctl reload` or a restart re-reads its own file) and apply prints
@@ -74,49 +80,32 @@ def apply(config: Path, as_json: bool, state_dir: Path, control_socket: Path) ->
     \b
     Example:
       tor-agent apply
+      tor-agent apply --confirm 120 --rollback-on-degrade   # then `tor-agent confirm`
       tor-agent apply --json /etc/tor-agent/agent.yaml | jq .stages
     """
-    doc = _through_daemon(config, control_socket)
-    if doc is None:
-        doc = _directly(config, state_dir)
-    if as_json:
-        print_json(_apply_json(doc))
+    from tor_agent.config import load
+
+    if rollback_on_degrade and confirm_s is None:
+        raise click.UsageError("--rollback-on-degrade goes with --confirm SECONDS")
+    load(config)  # an invalid file is reported here, with the same words with or without a running agent
+    message: dict[str, Any] = {"op": "apply", "config": str(config.resolve())}
+    if confirm_s is not None:
+        message |= {"confirm_s": confirm_s, "rollback_on_degrade": rollback_on_degrade}
+    answer = ask_daemon(message, control_socket)
+    if answer is not None:
+        doc = answered_report(answer)
+        pending = answer.get("pending_confirm")
+        if pending:
+            click.echo(f"tor-agent: on trial for {confirm_s} s: `tor-agent confirm` keeps it, else it goes back to"
+                       f" history entry {pending['previous']}", err=True)  # fmt: skip
+    elif confirm_s is not None:
+        raise NeedsAgent("apply --confirm needs the running agent, whose timer rolls back (systemctl start tor-agent)")
     else:
-        _echo_apply(doc)
-    if doc["problems"]:
-        sys.exit(EXIT_RUNTIME)
-
-
-def _through_daemon(config: Path, control_socket: Path) -> dict[str, Any] | None:
-    """The daemon's pass report for `config`, or None when no daemon runs. The file is checked here first,
-    so that an invalid one is reported at once, with the same words as without a daemon."""
-    from tor_agent.config import load
-
-    load(config)
-    try:
-        answer = request({"op": "apply", "config": str(config.resolve())}, control_socket, APPLY_TIMEOUT_S)
-    except NoDaemon:
-        return None
-    if not answer.get("ok"):
-        message = str(answer.get("error") or "the running tor-agent refused the request")
-        if answer.get("exit") == EXIT_INVALID:
-            raise DaemonRefused(message)
-        raise DaemonFailed(f"the running tor-agent: {message}")
-    report = answer.get("report")
-    if not isinstance(report, dict):
-        raise DaemonFailed("the running tor-agent's answer carries no pass report")
-    click.echo(f"tor-agent: applied by the running agent (pid {answer.get('pid')})", err=True)
-    return report
-
-
-def _directly(config: Path, state_dir: Path) -> dict[str, Any]:
-    from tor_agent.config import load
-    from tor_agent.reconcile.drivers import switch_drivers
-    from tor_agent.reconcile.engine import Engine
-
-    engine = Engine(switch_drivers(state_dir))
-    prepared = engine.prepare(load(config))
-    return engine.apply(prepared).as_json()
+        writer = local_writer(state_dir)
+        writer.settle_plain_apply()
+        writer.adopt(writer.candidate(config), "cli")
+        doc = writer.run().as_json()
+    finish(doc, as_json)
 
 
 @click.command()
@@ -128,13 +117,21 @@ def _directly(config: Path, state_dir: Path) -> dict[str, Any]:
     is_flag=True,
     help=f"Exit {EXIT_PENDING} when there are changes to apply, 0 when there are none (like diff(1)).",
 )
+@click.option(
+    "--against",
+    "against",
+    type=int,
+    metavar="ID",
+    help="Instead: what changed between history entry ID and CONFIG (the intent files and their frr.conf).",
+)
 @reports_errors
-def diff(config: Path, as_json: bool, state_dir: Path, exit_code: bool) -> None:
+def diff(config: Path, as_json: bool, state_dir: Path, exit_code: bool, against: int | None) -> None:
     """Show what `tor-agent apply` would change now: FRR (`-` removed, `+` added, computed against FRR's
     live running configuration; OSPF keys shown as <redacted>), then links, OVS (bridges, ports, tunnels
     to the peers OSPF shows now) and OVS's tunnel routes. Changes nothing. On a leaf whose OVS bridges do
-    not exist yet, the links that need them are reported as missing. CONFIG defaults to
-    /etc/tor-agent/agent.yaml ($TOR_AGENT_CONFIG).
+    not exist yet, the links that need them are reported as missing. With --against ID: the difference
+    between history entry ID (`tor-agent history`) and CONFIG, in the intent file and the rendered frr.conf.
+    CONFIG defaults to /etc/tor-agent/agent.yaml ($TOR_AGENT_CONFIG).
 
     Exit codes: 0 the diff was computed (with --exit-code: and nothing to change), 1 a part could not be
     read, 2 invalid CONFIG, 3 changes to apply (only with --exit-code).
@@ -143,83 +140,63 @@ def diff(config: Path, as_json: bool, state_dir: Path, exit_code: bool) -> None:
     Example:
       tor-agent diff
       tor-agent diff --exit-code /etc/tor-agent/agent.yaml >/dev/null; [ $? -eq 3 ] && echo "the switch drifted"
+      tor-agent diff --against 3
     """
+    if against is not None:
+        _diff_against(config, state_dir, against, as_json, exit_code)
+        return
     from tor_agent.config import load
+    from tor_agent.reconcile.agentstate import AgentState
     from tor_agent.reconcile.drivers import switch_drivers
     from tor_agent.reconcile.engine import Engine
 
     engine = Engine(switch_drivers(state_dir))
-    doc = engine.diff(engine.prepare(load(config))).as_json()
-    frr = _stage(doc, "frr")
+    drained = AgentState(state_dir).drain().drained
+    doc = engine.diff(engine.prepare(load(config)), drained=drained).as_json()
+    frr = stage(doc, "frr")
     if as_json:
         data = frr["data"] if frr else {}
         commands = data.get("commands", "")
-        print_json({"in_sync": not doc["changed"], **_frr_json(frr), "commands": commands, **_stages_json(doc)})
+        print_json({"in_sync": not doc["changed"], **frr_json(frr), "commands": commands, **stages_json(doc)})
     else:
         if frr is not None:
-            _echo_notes(frr["notes"])
+            echo_notes(frr["notes"])
             click.echo(frr["detail"] or "FRR: nothing to change", nl=not frr["detail"])
-        _echo_stages(doc, skip=("frr",))
+        echo_stages(doc, skip=("frr",))
     if doc["problems"]:
         sys.exit(EXIT_RUNTIME)
     if exit_code and doc["changed"]:
         sys.exit(EXIT_PENDING)
 
 
-def _stage(doc: dict[str, Any], name: str) -> dict[str, Any] | None:
-    return next((s for s in doc["stages"] if s["stage"] == name), None)
+def _diff_against(config: Path, state_dir: Path, entry_id: int, as_json: bool, exit_code: bool) -> None:
+    from tor_agent.config import load
+    from tor_agent.reconcile.history import History
+    from tor_agent.render import render_frr
+
+    history = History.in_dir(state_dir)
+    entry = history.get(entry_id)
+    intent = load(config)
+    old_text, old_frr = history.intent_text(entry), history.frr_text(entry)
+    new_text, new_frr = config.read_text(encoding="utf-8"), render_frr(intent)
+    intent_diff = _unified(old_text, new_text, f"history {entry.id}: {entry.source}", str(config))
+    frr_diff = _unified(_redacted(old_frr), _redacted(new_frr), f"history {entry.id}: frr.conf", "frr.conf")
+    if as_json:
+        print_json({"entry": entry.as_json(), "same": not (intent_diff or frr_diff), "intent": intent_diff,
+                    "frr": frr_diff})  # fmt: skip
+    else:
+        click.echo(intent_diff + frr_diff or f"no difference between history entry {entry.id} and {config}", nl=False)
+        if not (intent_diff or frr_diff):
+            click.echo()
+    if exit_code and (intent_diff or frr_diff):
+        sys.exit(EXIT_PENDING)
 
 
-def _apply_json(doc: dict[str, Any]) -> dict[str, Any]:
-    frr = _stage(doc, "frr")
-    said = frr["data"].get("said", []) if frr else []
-    return {"changed": doc["changed"], "seconds": doc["seconds"], **_frr_json(frr), "frr_said": said,
-            **_stages_json(doc)}  # fmt: skip
+def _unified(old: str, new: str, old_name: str, new_name: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), old_name, new_name))
 
 
-def _stages_json(doc: dict[str, Any]) -> dict[str, Any]:
-    return {key: doc[key] for key in ("hostname", "problems", "missing", "stages", "peers", "dropped_peers")}
+def _redacted(text: str) -> str:
+    from tor_agent.frr.config_tree import redact
 
-
-def _frr_json(frr: dict[str, Any] | None) -> dict[str, Any]:
-    if frr is None:
-        return {"changes": [], "notes": []}
-    notes = [n for n in frr["notes"] if not n.startswith("FRR said about ")]
-    return {"changes": frr["data"].get("changes", []), "notes": notes}
-
-
-def _echo_apply(doc: dict[str, Any]) -> None:
-    frr = _stage(doc, "frr")
-    if frr is not None and not frr["skipped"]:
-        _echo_notes(frr["notes"])
-        if frr["changes"]:
-            click.echo(frr["detail"], nl=False)
-            click.echo(f"FRR: {len(frr['changes'])} changes applied, verified and saved in {frr['seconds']:.2f}s")
-        elif not frr["problems"]:
-            click.echo("FRR: nothing to change")
-    _echo_stages(doc, skip=("frr",))
-    click.echo(f"{doc['hostname']}: {doc['summary']}", err=True)
-
-
-def _echo_stages(doc: dict[str, Any], skip: Sequence[str] = ()) -> None:
-    for stage in doc["stages"]:
-        if stage["stage"] in skip:
-            _echo_problems(stage)
-            continue
-        _echo_notes(stage["notes"], stage)
-        for change in stage["changes"]:
-            click.echo(f"{stage['label']}: {change}")
-        _echo_problems(stage)
-
-
-def _echo_problems(stage: dict[str, Any]) -> None:
-    for problem in stage["problems"]:
-        label = stage["label"]
-        text = problem if problem.startswith(label) else f"{label}: {problem}"
-        click.echo(f"tor-agent: {text}", err=True)
-
-
-def _echo_notes(notes: Sequence[str], stage: dict[str, Any] | None = None) -> None:
-    prefix = f"{stage['label']}: " if stage is not None else ""
-    for note in notes:
-        click.echo(f"tor-agent: note: {prefix}{note}", err=True)
+    return redact(text)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
 from tor_agent.cli.controllers import read_controllers
+from tor_agent.cli.writing import STATE_DIR
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_OK, EXIT_RUNTIME, RuntimeFailure
@@ -20,10 +23,12 @@ from tor_agent.health.controllers import ControllerAlarm, ControllersStatus, ala
 from tor_agent.health.controllers import judge as judge_controllers
 from tor_agent.health.controllers import status_lines as controller_lines
 from tor_agent.health.controllers import verify as verify_controllers
+from tor_agent.health.finding import Finding
 from tor_agent.health.overlay import check_overlay, overlay_lines, verify_line
 from tor_agent.health.parts import MissingPart, parts_lines
 from tor_agent.health.readers import read_overlay, read_parts, read_underlay
 from tor_agent.health.report import status_lines, verify_lines
+from tor_agent.reconcile.agentstate import AgentState
 
 ONLY = click.option(
     "--only",
@@ -31,6 +36,37 @@ ONLY = click.option(
     default=None,
     help="Check one layer only: underlay = OSPF, BFD and ECMP (no OVSDB read: tunnels and controllers skipped).",
 )
+
+
+def drained_finding(state_dir: Path, allowed: bool) -> list[Finding]:
+    """A drained switch is not healthy (traffic goes around it), unless `allowed`."""
+    drain = AgentState(state_dir).drain()
+    if not drain.drained or allowed:
+        return []
+    return [Finding("drained", "DRAINED", "traffic goes around this switch (undrain; verify --allow-drained)")]
+
+
+def agent_state_json(state_dir: Path) -> dict[str, Any]:
+    """The drain state and a pending commit-confirm, as plain data."""
+    state = AgentState(state_dir)
+    pending = state.pending()
+    return {"drain": state.drain().as_json(), "pending_confirm": pending.as_json() if pending else None}
+
+
+def agent_state_lines(state_dir: Path) -> list[str]:
+    """`DRAINED since ...`, `commit-confirm pending ...`: what the operator is doing with the switch."""
+    state = AgentState(state_dir)
+    lines = []
+    drain = state.drain()
+    if drain.drained:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drain.since)) if drain.since else "?"
+        lines.append(f"DRAINED since {since}{' (forced)' if drain.forced else ''}: `tor-agent undrain` ends it")
+    pending = state.pending()
+    if pending is not None:
+        deadline = time.strftime("%H:%M:%S", time.localtime(pending.deadline))
+        lines.append(f"commit-confirm pending: history entry {pending.entry} goes back to {pending.previous} at"
+                     f" {deadline} ({max(0.0, pending.remaining()):.0f} s) unless `tor-agent confirm`")  # fmt: skip
+    return lines
 
 
 def check_parts(intent: Intent, only: str | None = None) -> list[MissingPart]:
@@ -61,8 +97,9 @@ def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatu
 @CONFIG
 @JSON
 @ONLY
+@STATE_DIR
 @reports_errors
-def status(config: Path, as_json: bool, only: str | None) -> None:
+def status(config: Path, as_json: bool, only: str | None, state_dir: Path) -> None:
     """Show the underlay of the intent file CONFIG: the OSPF neighbour and BFD session of every uplink, all BFD
     sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF,
     zebra and the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their
@@ -88,9 +125,10 @@ def status(config: Path, as_json: bool, only: str | None) -> None:
         extra = {"controllers": ctl.as_json() if ctl is not None else None} if intent.controllers is not None else {}
         extra |= {"overlay": ov.as_json() if ov is not None else None} if intent.overlay is not None else {}
         missing = {"missing": [p.subject for p in parts]}
-        print_json({**st.as_json(), **extra, **missing, "ok": not degraded, "degraded": degraded})
+        agent = agent_state_json(state_dir)
+        print_json({**st.as_json(), **extra, **missing, **agent, "ok": not degraded, "degraded": degraded})
     else:
-        lines = [*status_lines(st, problems), *(f"missing: {p}" for p in parts)]
+        lines = [*agent_state_lines(state_dir), *status_lines(st, problems), *(f"missing: {p}" for p in parts)]
         if ctl is not None:
             lines += controller_lines(ctl, alarms)
         else:
@@ -103,8 +141,10 @@ def status(config: Path, as_json: bool, only: str | None) -> None:
 @CONFIG
 @JSON
 @ONLY
+@STATE_DIR
+@click.option("--allow-drained", is_flag=True, help="A drained switch (tor-agent drain) is not a failure.")
 @reports_errors
-def verify(config: Path, as_json: bool, only: str | None) -> None:
+def verify(config: Path, as_json: bool, only: str | None, state_dir: Path, allow_drained: bool) -> None:
     """Check the underlay of the intent file CONFIG: every uplink has a Full OSPF neighbour (and an up BFD
     session when BFD is on), and every known VTEP has the same route in OSPF, zebra's FIB and the kernel FIB,
     over as many ECMP nexthops as there are healthy uplinks; with controllers in CONFIG, at least one is
@@ -127,20 +167,22 @@ def verify(config: Path, as_json: bool, only: str | None) -> None:
     except RuntimeFailure as e:
         problems = [Degraded("read", "tor-agent", f"cannot read the underlay: {e}")]
     parts = check_parts(intent, only)
+    drained = drained_finding(state_dir, allow_drained)
     if only == "underlay":
         intent = dataclasses.replace(intent, overlay=None, controllers=None)
     ctl, alarms = check_controllers(intent, verifying=True)
     ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
     hostname = intent.node.hostname
     if as_json:
-        degraded = [p.as_json() for p in (*parts, *problems, *alarms, *ov_problems)]
+        degraded = [p.as_json() for p in (*drained, *parts, *problems, *alarms, *ov_problems)]
         print_json({"ok": not degraded, "hostname": hostname, "degraded": degraded})
     else:
-        lines = [*parts_lines(hostname, parts), *verify_lines(hostname, problems, st)]
+        lines = [*(f"{hostname}: {d}" for d in drained), *parts_lines(hostname, parts)]
+        lines += verify_lines(hostname, problems, st)
         if alarms:
             lines += [f"{hostname}: controllers degraded ({len(alarms)}):", *(f"  {a}" for a in alarms)]
         elif ctl is not None:
             lines.append(f"{hostname}: controllers healthy: {len(ctl.connected)}/{len(ctl.configured)} connected")
         lines += verify_line(hostname, ov, ov_problems) if ov is not None else [f"  {p}" for p in ov_problems]
         click.echo("\n".join(lines))
-    sys.exit(EXIT_RUNTIME if parts or problems or alarms or ov_problems else EXIT_OK)
+    sys.exit(EXIT_RUNTIME if drained or parts or problems or alarms or ov_problems else EXIT_OK)

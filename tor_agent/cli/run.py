@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from tor_agent.cli.apply import CONTROL, STATE_DIR
 from tor_agent.cli.common import CONFIG_ENV, DEFAULT_CONFIG
+from tor_agent.cli.writing import CONTROL, STATE_DIR
 from tor_agent.daemon.paths import DEFAULT_TEXTFILE, STATUS_FILE
 
 
@@ -57,6 +57,13 @@ def setup_logging(verbose: bool) -> None:
     f"[default: {DEFAULT_TEXTFILE} if its directory exists].",
 )
 @CONTROL
+@click.option(
+    "--history-size",
+    type=click.IntRange(1, 10000),
+    default=20,
+    show_default=True,
+    help="How many applied intents `tor-agent history` keeps.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Log debug messages too.")
 def run(
     config: Path,
@@ -65,6 +72,7 @@ def run(
     state_dir: Path,
     metrics_file: Path | None,
     control_socket: Path,
+    history_size: int,
     verbose: bool,
 ) -> None:
     """Run the agent: keep the switch equal to the intent file until stopped. A full pass at start
@@ -96,5 +104,6 @@ def run(
         state_dir=state_dir,
         metrics_file=metrics_file,
         control_socket=control_socket,
+        history_size=history_size,
     )
     sys.exit(Daemon(options).run())

@@ -114,6 +114,19 @@ class Ospf:
     authentication: OspfAuth | None = setting(
         None, default_doc="absent (none)", doc="OSPF MD5 message-digest on every uplink"
     )
+    startup_max_metric_s: int = setting(
+        120,
+        range=(0, 3600),
+        doc="after FRR or the switch starts, the switch advertises the maximum metric on every transit link (no "
+        "traffic goes through it) until tor-agent's first pass is done and every uplink is Full, at most this "
+        "many seconds; `0`: no start-up protection",
+    )
+    drain_min_paths: int = setting(
+        1,
+        range=(0, 64),
+        doc="`tor-agent drain` refuses (unless `--force`) when a pair of other switches would keep fewer paths "
+        "that avoid drained switches; `0`: never refuse",
+    )
 
 
 @dataclass(frozen=True)

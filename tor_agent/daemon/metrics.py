@@ -49,6 +49,8 @@ class AgentMetrics:
     last_apply_ok: bool = True
     last_apply_time: float = 0.0
     reload_failures: int = 0
+    drained: bool = False
+    confirm_pending: bool = False
     missing_parts: list[str] = field(default_factory=list)  # the intent field and interface of each
 
     def record_pass(self, ok: bool, repaired: int, now: float | None = None) -> None:
@@ -104,6 +106,10 @@ class AgentMetrics:
                 "gauge",
                 "1 for each part the intent names that is not there.",
                 tuple(Sample(1, (("part", p),)) for p in self.missing_parts),
+            ),
+            gauge("drained", "1 while the switch is drained (tor-agent drain).", int(self.drained)),
+            gauge(
+                "confirm_pending", "1 while an apply --confirm waits for tor-agent confirm.", int(self.confirm_pending)
             ),
             gauge("last_apply_success", "1 if the last pass succeeded.", 1 if self.last_apply_ok else 0),
             gauge("last_apply_timestamp_seconds", "When the last pass ended (Unix time).", self.last_apply_time),

@@ -33,11 +33,19 @@ class Reporter:
         self.metrics.record_pass(report.ok, sum(len(s.changes) for s in report.stages) if ready else 0)
         self.metrics.missing_parts = list(report.missing)
 
-    def observe(self, intent: Intent, report: EngineReport, keeper: ControllerKeeper | None) -> None:
+    def observe(
+        self,
+        intent: Intent,
+        report: EngineReport,
+        keeper: ControllerKeeper | None,
+        drained: bool = False,
+        confirm_left: float | None = None,
+    ) -> None:
         """After a full pass: refresh the observed gauges (one underlay read, as `verify` does) and write them."""
         if self.metrics_file is None:
             return
         m = self.metrics
+        m.drained, m.confirm_pending = drained, confirm_left is not None
         m.tunnels_up, m.tunnels_down = len(report.peers.usable), len(report.peers.dropped)
         m.controllers_connected = len(keeper.status().connected) if keeper is not None else 0
         try:

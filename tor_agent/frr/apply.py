@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tor_agent.errors import RuntimeFailure
-from tor_agent.frr.config_file import IntegratedConfig
+from tor_agent.frr.config_file import IntegratedConfig, NotWritable
 from tor_agent.frr.config_tree import FrrConfig, parse_config, redact
 from tor_agent.frr.delta import BFD_PROFILE, Change, Delta, Scope, compute_delta, rendered_interfaces
 from tor_agent.frr.ledger import InterfaceLedger
-from tor_agent.frr.vtysh import LineError, LinesRefused, Running, Session, Vtysh
+from tor_agent.frr.vtysh import LineError, LinesRefused, Running, Session, Vtysh, VtyshError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,14 @@ class FrrState:
 
     running: Running
     recorded: frozenset[str]
+
+    @property
+    def max_metric(self) -> bool:
+        """Whether OSPF advertises the maximum metric now (`max-metric router-lsa administrative`)."""
+        return MAX_METRIC in parse_config(self.running.text).lines(("router ospf",))
+
+
+MAX_METRIC = "max-metric router-lsa administrative"
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,7 @@ class FrrDriver:
             step = "verify"
             running = self._verify(plan.desired, plan.scope, configured.running, configured.messages)
             step = "persist"
-            self.config_file.save(running)
+            self._persist(running)
         except RuntimeFailure as e:
             log.error("FRR %s failed (%s): rolling back", step, e)
             rollback_error = self._roll_back(plan.previous, plan.scope)
@@ -217,6 +225,17 @@ class FrrDriver:
         for message in configured.messages:
             log.warning("FRR said about %s", message)
         return configured.messages
+
+    def _persist(self, running: str) -> None:
+        """Save the verified running configuration: directly, else through FRR's own save (watchfrr writes the
+        file when tor-agent may not); a file nobody may write is warned about, and the apply stands."""
+        try:
+            self.config_file.save(running)
+        except NotWritable as e:
+            try:
+                self.vtysh.write_memory()
+            except VtyshError as again:
+                log.warning("%s; FRR's own save failed too (%s): FRR starts from the file as it is", e, again)
 
     def _roll_back(self, previous: FrrConfig, scope: Scope) -> RuntimeFailure | None:
         try:

@@ -6,8 +6,9 @@ frr.conf and rewrites it in place, the new file replaces the old one atomically,
 mount point (bind-mounted into a container), where it is rewritten in place as vtysh does. Like vtysh,
 the previous file is kept as frr.conf.sav and the file keeps FRR's owner and mode (frr:frr 0640).
 
-A read-only frr.conf (a `:ro` bind mount, a read-only /etc) cannot be saved: that is logged as one
-warning naming the file, and the apply stands; FRR then starts from the file as it is.
+A frr.conf tor-agent may not write (a read-only /etc under systemd's ProtectSystem, a file of frr's
+without CAP_DAC_OVERRIDE, a `:ro` bind mount) raises NotWritable: the FRR driver then has FRR save it
+itself (`write memory`, which watchfrr carries out), and when that fails too, warns and lets the apply stand.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class PersistError(RuntimeFailure):
         super().__init__(f"cannot save FRR's configuration to {path}: {message}")
 
 
+class NotWritable(PersistError):
+    """tor-agent may not write frr.conf (read-only, or not its own): FRR may still save it itself."""
+
+
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 @dataclass(frozen=True)
 class IntegratedConfig:
     """FRR's integrated configuration file at `path`."""
@@ -44,17 +52,15 @@ class IntegratedConfig:
     def save(self, running_text: str) -> None:
         """Make `running_text` (a `show running-config`) the file FRR loads at start.
 
-        Raises PersistError when the file cannot be written, except on a read-only file system: then
-        FRR keeps running with the configuration it has, and a warning says the file was not saved.
+        Raises NotWritable when tor-agent may not write it, PersistError when writing it failed otherwise.
         """
         try:
             replace_file(
                 self.path, file_text(running_text), _MODE, keep_owner=True, owner=_frr_owner(), backup=self.backup
             )
         except OSError as e:
-            if e.errno == errno.EROFS:
-                log.warning("%s is read-only: FRR's running configuration is not saved to it", self.path)
-                return
+            if e.errno in _NOT_WRITABLE:
+                raise NotWritable(self.path, f"{e.strerror or e} (not tor-agent's to write)") from e
             raise PersistError(self.path, str(e)) from e
 
     @property

@@ -167,13 +167,12 @@ class Vtysh:
         return Configured(messages, _running(outputs[-2], outputs[-1]))
 
     def write_memory(self) -> None:
-        """Persist the running configuration to the integrated /etc/frr/frr.conf (`vtysh -w`).
-
-        `write memory` asks watchfrr, which runs this same `vtysh -w` (24 ms instead of 47 ms, measured).
-        """
-        result = self._run("-w (write memory)", ["-w"])
+        """FRR saves its running configuration to the integrated /etc/frr/frr.conf itself (`write memory`):
+        vtysh asks watchfrr, which writes the file as FRR does, with FRR's own rights (where it does not run,
+        vtysh writes it)."""
+        result = self._run("write memory", ["-c", "write memory"])
         if "[OK]" not in result.stdout:
-            raise VtyshError("-w (write memory)", f"FRR did not confirm the write: {result.stdout.strip()!r}")
+            raise VtyshError("write memory", f"FRR did not confirm the write: {result.stdout.strip()!r}")
 
     def _run(self, what: str, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [*self.prefix, self.binary, *self.options, *args]

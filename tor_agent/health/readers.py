@@ -1,5 +1,6 @@
-"""What `status` and `verify` read, through the drivers: FRR's and the kernel's underlay, OVSDB's tunnels with
-ovs-vswitchd's BFD sessions and route table, and the kernel's interfaces. Reads only."""
+"""What `status`, `verify` and `drain` read, through the drivers: FRR's and the kernel's underlay, the area's
+link-state database, OVSDB's tunnels with ovs-vswitchd's BFD sessions and route table, and the kernel's
+interfaces. Reads only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from ipaddress import IPv4Address
 
 from tor_agent.config.schema import Intent
 from tor_agent.frr.vtysh import Vtysh
+from tor_agent.health.lsdb import ROUTER_LSAS, Lsdb, PairLoss, drain_losses, parse_lsdb
 from tor_agent.health.overlay import OverlayState, TunnelRow
 from tor_agent.health.parts import MissingPart, missing_parts
 from tor_agent.health.underlay import UnderlayState, bfd_enabled, collect
@@ -57,3 +59,13 @@ def _address(text: str | None) -> IPv4Address | None:
         return IPv4Address(text) if text else None
     except ValueError:
         return None
+
+
+def read_lsdb(timeout_s: float = SHOW_TIMEOUT_S) -> Lsdb:
+    """The area's router LSAs, as this switch's ospfd holds them."""
+    return parse_lsdb(Vtysh(timeout_s=timeout_s).show_json(ROUTER_LSAS))
+
+
+def drain_check(intent: Intent, min_paths: int = 1) -> list[PairLoss]:
+    """The router pairs that draining this switch would leave with fewer than `min_paths` paths."""
+    return drain_losses(read_lsdb(), intent.node.router_id, min_paths)

@@ -22,6 +22,7 @@ def status_lines(st: UnderlayStatus, problems: Sequence[Degraded]) -> list[str]:
         lines += [f"    {name:<6} {_route(route)}" for name, route in layers]
     if st.vteps and st.role == "leaf":
         lines.append("  (GRE has no L4 ports: each VTEP pair uses one of these paths, chosen by hash)")
+    lines += [f"note: {n}" for n in st.notes()]
     lines += [f"degraded: {p}" for p in problems]
     return lines
 
@@ -34,8 +35,9 @@ def verify_lines(hostname: str, problems: Sequence[Degraded], st: UnderlayStatus
         spread = f", ECMP width {'/'.join(map(str, widths))}" if widths else ""
         kind = "loopback" if st.role == "spine" else "VTEP"
         counts = f"{full}/{len(st.uplinks)} uplinks Full, {len(st.vteps)} {kind} route(s)"
-        return [f"{hostname}: underlay healthy: {counts}{spread}"]
-    return [f"{hostname}: underlay degraded ({len(problems)}):", *(f"  {p}" for p in problems)]
+        return [f"{hostname}: underlay healthy: {counts}{spread}", *(f"  note: {n}" for n in st.notes())]
+    notes = [f"  note: {n}" for n in st.notes()] if st is not None else []
+    return [f"{hostname}: underlay degraded ({len(problems)}):", *(f"  {p}" for p in problems), *notes]
 
 
 def _headline(st: UnderlayStatus, problems: Sequence[Degraded]) -> str:
@@ -50,7 +52,7 @@ def _uplink(u: UplinkStatus) -> str:
         neighbour = "no neighbour"
     else:
         up = f" up {_duration(n.uptime_ms / 1000)}" if n.uptime_ms is not None and n.full else ""
-        neighbour = f"{n.router_id} via {n.address} {n.state}{up}"
+        neighbour = f"{n.router_id} via {n.address} {n.state}{up}{' drained' if u.drained else ''}"
     bfd = f"BFD {u.bfd.status}" if u.bfd is not None else "BFD -"
     return f"{name:<20} {neighbour:<44} {bfd}"
 

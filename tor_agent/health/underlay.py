@@ -13,6 +13,10 @@ What `verify` demands, layer by layer (FRR topotests' order, so a failure names 
    cheapest by configured cost, at most `maximum_paths`); fewer healthy uplinks than configured is
    reported once as a reduced ECMP width. A spine only gets checks 1 and 2: its paths to other
    switches depend on the leaves, not on its own links.
+
+A neighbour that advertises max-metric (drained for maintenance, `tor-agent drain`) is planned, not degraded:
+its uplink leaves the expected ECMP set (unless every healthy uplink leads to a drained router: then OSPF
+still uses them) and the report says so in a note instead of a problem.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from tor_agent.health.frr_state import (
     parse_ospf_routes,
     parse_zebra_routes,
 )
+from tor_agent.health.lsdb import ROUTER_LSAS, parse_lsdb
 from tor_agent.model.peers import known_vteps
 from tor_agent.model.routes import KernelRoute, longest_match
 from tor_agent.model.underlay import ospf_interfaces
@@ -56,18 +61,20 @@ class UnderlayState:
     ospf_routes: Mapping[IPv4Network, tuple[Nexthop, ...]]
     zebra_routes: Mapping[IPv4Network, ZebraRoute]
     kernel_routes: tuple[KernelRoute, ...]
+    drained: frozenset[IPv4Address] = frozenset()  # routers advertising max-metric, from the area's LSDB
 
 
 def collect(
     frr: ShowJson, read_kernel_routes: Callable[[], tuple[KernelRoute, ...]], bfd: bool = True
 ) -> UnderlayState:
-    """Read FRR (four `show ... json` commands; three with `bfd` False: bfdd may not run) and then the kernel FIB."""
+    """Read FRR (five `show ... json` commands; four with `bfd` False: bfdd may not run) and then the kernel FIB."""
     return UnderlayState(
         neighbors=parse_ospf_neighbors(frr.show_json(OSPF_NEIGHBORS)),
         bfd_peers=parse_bfd_peers(frr.show_json(BFD_PEERS)) if bfd else (),
         ospf_routes=parse_ospf_routes(frr.show_json(OSPF_ROUTES)),
         zebra_routes=parse_zebra_routes(frr.show_json(ZEBRA_ROUTES)),
         kernel_routes=read_kernel_routes(),
+        drained=parse_lsdb(frr.show_json(ROUTER_LSAS)).drained(),
     )
 
 
@@ -80,6 +87,7 @@ class UplinkStatus:
     interface: str  # where OSPF runs: the uplink, or its OVS bridge on a netdev leaf
     neighbor: OspfNeighbor | None
     bfd: BfdPeer | None
+    drained: bool = False  # the neighbour advertises max-metric: no shortest path crosses it
 
     @property
     def healthy(self) -> bool:
@@ -135,6 +143,7 @@ class UnderlayStatus:
         return {
             "hostname": self.hostname,
             "role": self.role,
+            "notes": self.notes(),
             "uplinks": [_uplink_json(u) for u in self.uplinks],
             "bfd_peers": [_bfd_json(p) for p in self.bfd_peers],
             "vteps": [_vtep_json(v) for v in self.vteps],
@@ -143,6 +152,15 @@ class UnderlayStatus:
                 "configured_interfaces": sorted(self.configured) if self.configured is not None else None,
             },
         }
+
+    def notes(self) -> list[str]:
+        """What is planned rather than wrong: uplinks whose neighbour is drained."""
+        return [
+            f"{u.subject}: neighbour {u.neighbor.router_id} is drained (max-metric): "
+            + ("ECMP avoids it by plan" if self.role == "leaf" else "it forwards only as a last resort")
+            for u in self.uplinks
+            if u.drained and u.neighbor is not None
+        ]
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,8 @@ def status(state: UnderlayState, intent: Intent) -> UnderlayStatus:
     vteps = tuple(_vtep_status(vtep, state) for vtep in known_vteps(intent, state.ospf_routes))
     leaf = intent.node.role == "leaf"
     max_paths = intent.underlay.ospf.maximum_paths
+    healthy = [u for u in uplinks if u.healthy]
+    undrained = [u for u in healthy if not u.drained] or healthy  # all drained: OSPF still uses them
     return UnderlayStatus(
         hostname=intent.node.hostname,
         role=intent.node.role,
@@ -168,7 +188,7 @@ def status(state: UnderlayState, intent: Intent) -> UnderlayStatus:
         bfd_peers=state.bfd_peers,
         vteps=vteps,
         bfd_enabled=bfd_enabled(intent),
-        expected=_ecmp_interfaces([u for u in uplinks if u.healthy], max_paths) if leaf else None,
+        expected=_ecmp_interfaces(undrained, max_paths) if leaf else None,
         configured=_ecmp_interfaces(uplinks, max_paths) if leaf else None,
     )
 
@@ -190,13 +210,15 @@ def judge(st: UnderlayStatus) -> list[Degraded]:
     for u in st.uplinks:
         problems.extend(_uplink_problems(u, st.bfd_enabled))
     reduced: dict[int, list[IPv4Address]] = {}
+    expected = st.expected or frozenset()
+    planned = frozenset(u.interface for u in st.uplinks if u.healthy and u.drained) - expected  # not degraded
     for v in st.vteps:
         found = _vtep_problems(v, st.expected)
         problems.extend(found)
-        if not found and st.configured is not None and v.width < len(st.configured):
+        if not found and st.configured is not None and v.width < len(st.configured - planned):
             reduced.setdefault(v.width, []).append(v.address)
     for width, vteps in sorted(reduced.items()):
-        down = sorted(st.configured - (st.expected or frozenset())) if st.configured is not None else []
+        down = sorted(st.configured - expected - planned) if st.configured is not None else []
         problems.append(
             Degraded(
                 "ecmp",
@@ -217,7 +239,8 @@ def _uplink_status(where: str, uplink: Uplink, interface: str, state: UnderlaySt
     neighbor = next((n for n in here if n.full), here[0] if here else None)
     peers = [p for p in state.bfd_peers if p.ifname == interface]
     bfd = next((p for p in peers if neighbor is not None and p.peer == neighbor.address), peers[0] if peers else None)
-    return UplinkStatus(where=where, uplink=uplink, interface=interface, neighbor=neighbor, bfd=bfd)
+    drained = neighbor is not None and neighbor.router_id in state.drained
+    return UplinkStatus(where=where, uplink=uplink, interface=interface, neighbor=neighbor, bfd=bfd, drained=drained)
 
 
 def _vtep_status(vtep: IPv4Address, state: UnderlayState) -> VtepStatus:

@@ -23,6 +23,7 @@ from tor_agent.reconcile.drivers import Drivers
 from tor_agent.reconcile.lock import EngineLock
 from tor_agent.reconcile.report import EngineReport
 from tor_agent.reconcile.stages import Pass, Prepared, Scope
+from tor_agent.reconcile.startup import StartupHold
 from tor_agent.render import render_frr
 
 
@@ -54,15 +55,19 @@ class Engine:
             self.drivers.frr.check(text)
         except ConfigRefused as e:
             raise IntentRefused(intent.source, str(e)) from e
+        drained = render_frr(intent, self.template_dir, drained=True)  # one more router-ospf line, golden-tested
         links = desired_links(intent)
         desired_ovs(intent)  # the OVS model of the intent builds (its peers come later, from OSPF)
-        return Prepared(intent, text, links)
+        return Prepared(intent, text, links, drained)
 
-    def apply(self, prepared: Prepared, scope: Scope = "full") -> EngineReport:
-        """One pass (`full`, or `overlay`: peers, tunnels and OVS routes only), under the lock."""
+    def apply(
+        self, prepared: Prepared, scope: Scope = "full", drained: bool = False, startup: StartupHold | None = None
+    ) -> EngineReport:
+        """One pass (`full`, or `overlay`: peers, tunnels and OVS routes only), under the lock; `drained`: FRR
+        advertises every transit link at the maximum metric; `startup`: the daemon's start-up protection."""
         with self.lock.held():
-            return Pass(self.drivers, prepared, scope, dry_run=False, hold=self.hold).run()
+            return Pass(self.drivers, prepared, scope, False, self.hold, drained, startup).run()
 
-    def diff(self, prepared: Prepared) -> EngineReport:
+    def diff(self, prepared: Prepared, drained: bool = False) -> EngineReport:
         """What a full pass would change now, per stage. Changes nothing."""
-        return Pass(self.drivers, prepared, "full", dry_run=True).run()
+        return Pass(self.drivers, prepared, "full", dry_run=True, drained=drained).run()

@@ -48,6 +48,7 @@ from tor_agent.model.underlay import uplink_bridge_name
 from tor_agent.ovs.routes import RoutesDesired
 from tor_agent.reconcile.drivers import Driver, Drivers, PlanLike, ResultLike
 from tor_agent.reconcile.report import EngineReport, StageReport, labelled
+from tor_agent.reconcile.startup import StartupHold
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,28 @@ class Prepared:
     intent: Intent
     frr_text: str
     links: LinksSpec
+    frr_drained_text: str = ""  # the same, drained (`max-metric router-lsa administrative`)
+
+    def frr(self, drained: bool) -> str:
+        """The rendering to apply: drained or not."""
+        return self.frr_drained_text if drained and self.frr_drained_text else self.frr_text
 
 
 class Pass:
     """One pass: the stages in order, each timed and reported; what a stage learns is handed to the next."""
 
     def __init__(
-        self, drivers: Drivers, prepared: Prepared, scope: Scope, dry_run: bool, hold: TunnelHold | None = None
+        self,
+        drivers: Drivers,
+        prepared: Prepared,
+        scope: Scope,
+        dry_run: bool,
+        hold: TunnelHold | None = None,
+        drained: bool = False,
+        startup: StartupHold | None = None,
     ) -> None:
         self.d, self.prepared, self.scope, self.dry_run, self.hold = drivers, prepared, scope, dry_run, hold
+        self.drained, self.startup = drained, startup
         self.intent = prepared.intent
         self.macs: Mapping[str, str] = {}
         self.peers = NO_PEERS
@@ -156,7 +170,12 @@ class Pass:
         return self._converge("ovs", self.d.ovs, self._desired(state.owned_tunnel_peers()), state)
 
     def _frr(self) -> StageReport:
-        plan: FrrPlan = self.d.frr.plan(self.prepared.frr_text, self.d.frr.read())
+        state = self.d.frr.read()
+        drained = self.drained
+        if self.startup is not None:  # the daemon's start-up protection: keep a max-metric FRR started with
+            self.startup.found_max_metric(state.max_metric, self.drained, time.monotonic())
+            drained = drained or self.startup.active
+        plan: FrrPlan = self.d.frr.plan(self.prepared.frr(drained), state)
         detail = plan.delta.diff_text() if plan.delta else ""
         data = {"changes": [c.as_dict() for c in plan.delta.changes], "commands": redact(plan.delta.commands())}
         if self.dry_run:

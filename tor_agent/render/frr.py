@@ -72,6 +72,7 @@ class RouterOspfView:
     lsa_throttle_ms: int | None
     lsa_min_arrival_ms: int | None
     maximum_paths: int | None
+    max_metric: bool = False  # drained: `max-metric router-lsa administrative`
 
 
 @dataclass(frozen=True)
@@ -103,17 +104,18 @@ def template_dir(environ: Mapping[str, str] = os.environ) -> Path:
 _default_template_dir = template_dir  # render_frr's parameter shadows the function's name
 
 
-def render_frr(intent: Intent, template_dir: Path | None = None) -> str:
-    """The FRR configuration text for `intent`, rendered from `template_dir` (default: `template_dir()`)."""
+def render_frr(intent: Intent, template_dir: Path | None = None, drained: bool = False) -> str:
+    """The FRR configuration text for `intent`, rendered from `template_dir` (default: `template_dir()`);
+    `drained`: the switch advertises every transit link at the maximum metric (traffic goes around it)."""
     directory = template_dir if template_dir is not None else _default_template_dir()
     template = _load_template(directory)
     try:
-        return template.render(view=frr_view(intent))
+        return template.render(view=frr_view(intent, drained))
     except jinja2.TemplateError as e:
         raise TemplateError(directory, f"cannot render {MAIN_TEMPLATE}: {e}") from e
 
 
-def frr_view(intent: Intent) -> FrrView:
+def frr_view(intent: Intent, drained: bool = False) -> FrrView:
     """The plain data the templates render, with FRR-default values already replaced by None."""
     ospf = intent.underlay.ospf
     enabled_bfd = ospf.bfd if ospf.bfd is not None and ospf.bfd.enabled else None
@@ -131,6 +133,7 @@ def frr_view(intent: Intent) -> FrrView:
             lsa_throttle_ms=_unless_default(ospf.lsa_throttle_ms, FRR_LSA_THROTTLE_MS),
             lsa_min_arrival_ms=_unless_default(ospf.lsa_min_arrival_ms, FRR_LSA_MIN_ARRIVAL_MS),
             maximum_paths=_unless_default(ospf.maximum_paths, FRR_MAXIMUM_PATHS),
+            max_metric=drained,
         ),
         bfd=_bfd_view(enabled_bfd) if enabled_bfd is not None else None,
     )
