@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from labs.labkit import fabric
-from labs.labkit.nodes import node_run
+from labs.labkit.nodes import node_path, node_run
 from labs.nslab import realise, status, topology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,3 +122,11 @@ class Lab:
     def intent(self, node: str) -> dict[str, Any]:
         """The node's intent file, as plain data."""
         return fabric.intent(self.topo, node)
+
+    def write_intent(self, node: str, data: dict[str, Any], path: str) -> str:
+        """`data` as an intent file at `path` inside `node` (a node-private directory such as /run/...);
+        returns `path`."""
+        host = node_path(self.topo, node, path)
+        host.parent.mkdir(parents=True, exist_ok=True)
+        host.write_text(yaml.safe_dump(data))
+        return path

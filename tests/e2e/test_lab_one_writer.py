@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from test_underlay import running_config
 
 from labs.labkit.lab import REPO, Lab
-from labs.labkit.nodes import INTENT, node_path, paused_agents, tor_agent_binary
+from labs.labkit.nodes import INTENT, paused_agents, tor_agent_binary
 
 pytestmark = pytest.mark.lab
 
@@ -36,11 +35,7 @@ def gre_keys(lab: Lab, node: str) -> dict[str, str]:
 
 def write_intent(lab: Lab, node: str, data: dict[str, Any], name: str) -> str:
     """`data` as an intent file in `node`'s private /run; its path inside the node."""
-    path = f"{WORK}/{name}"
-    host = node_path(lab.topo, node, path)
-    host.parent.mkdir(parents=True, exist_ok=True)
-    host.write_text(yaml.safe_dump(data))
-    return path
+    return lab.write_intent(node, data, f"{WORK}/{name}")
 
 
 def test_apply_goes_through_the_running_agent_and_is_not_reverted(converged: Lab, wait_until: Any) -> None:

@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import yaml
-from test_overlay import TUNNELS_BUDGET_S, mesh_complete, remove_split_horizon, route_link, split_horizon
+from test_overlay import overlay as overlay_fixture  # noqa: F401 (registers the fixture `overlay` here)
+from test_overlay import route_link
 from test_underlay import running_config
 
 from labs.labkit.faults import silent_failure
 from labs.labkit.lab import NODE_START, Lab
-from labs.labkit.nodes import INTENT, agent_status, node_path, tor_agent_binary
+from labs.labkit.nodes import INTENT, agent_status, tor_agent_binary
 from labs.labkit.probe import Probe, first_spine
 from tor_agent.wait import wait_until
 
@@ -37,11 +37,7 @@ def agent(lab: Lab, node: str, *args: str, check: bool = False) -> subprocess.Co
 
 def write_intent(lab: Lab, node: str, data: dict[str, Any], name: str) -> str:
     """`data` as an intent file in `node`'s private /run; its path inside the node."""
-    path = f"{WORK}/{name}"
-    host = node_path(lab.topo, node, path)
-    host.parent.mkdir(parents=True, exist_ok=True)
-    host.write_text(yaml.safe_dump(data))
-    return path
+    return lab.write_intent(node, data, f"{WORK}/{name}")
 
 
 def state(lab: Lab, node: str) -> tuple[str, str, str]:
@@ -79,19 +75,6 @@ def cleaned(lab: Lab, *nodes: str) -> Iterator[None]:
 
 
 # --- drain ----------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def meshed(converged: Lab, wait_until: Any) -> Iterator[Lab]:
-    """The demo fabric with a complete tunnel mesh and forwarding between the hosts (as tests/e2e/test_overlay)."""
-    wait_until(lambda: mesh_complete(converged), TUNNELS_BUDGET_S, 0.1, "a complete tunnel mesh")
-    try:
-        for leaf in converged.role("leaf"):
-            split_horizon(converged, leaf)
-        yield converged
-    finally:
-        for leaf in converged.role("leaf"):
-            remove_split_horizon(converged, leaf)
 
 
 def lost_during(under: Probe, over: Probe, wait_until: Any, action: Callable[[], object]) -> dict[str, int]:
@@ -132,11 +115,11 @@ def underlay_across(lab: Lab, spine: str) -> Probe:
 
 
 def test_a_planned_drain_loses_nothing_where_a_silent_failure_of_the_same_link_does(
-    meshed: Lab,
+    overlay: Lab,
     wait_until: Any,
     record: Any,
 ) -> None:
-    lab = meshed
+    lab = overlay
     leaf_a, leaf_b = "leaf1", "leaf2"
     link = route_link(lab, leaf_a, leaf_b)  # the spine host1 -> host2's tunnel rides on
     spine, spines = link.spine, lab.role("spine")

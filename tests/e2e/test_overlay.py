@@ -172,7 +172,7 @@ def remove_split_horizon(lab: Lab, leaf: str) -> None:
     lab.exec(leaf, "ovs-ofctl", "-O", "OpenFlow13", "del-flows", BRIDGE, f"cookie={COOKIE:#x}/-1", check=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", name="overlay")  # named: other modules import it under another name
 def overlay(converged: Lab, wait_until: Any) -> Iterator[Lab]:
     """The demo fabric with a complete tunnel mesh and the split-horizon flows on every leaf."""
     wait_until(lambda: mesh_complete(converged), TUNNELS_BUDGET_S, 0.1, "a complete tunnel mesh")

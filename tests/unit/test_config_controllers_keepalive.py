@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from intents import intent_from
 from test_config import LEAF
 from test_controller_cli import invoke
 from test_health_underlay import DATA, load
@@ -29,9 +30,7 @@ A, B = "tcp:203.0.113.10:6653", "tcp:203.0.113.11:6653"
 
 
 def leaf(**controllers: Any) -> Intent:
-    doc = copy.deepcopy(LEAF)
-    doc["controllers"].update(controllers)
-    return load_text(yaml.safe_dump(doc), "agent.yaml")
+    return intent_from(LEAF, **{f"controllers.{k}": v for k, v in controllers.items()})
 
 
 def settings_of(intent: Intent, grace_s: float | None = None) -> KeepaliveSettings:
@@ -81,7 +80,7 @@ def test_a_fraction_of_a_second_is_not_a_grace_time() -> None:
     with pytest.raises(ConfigError) as e:
         leaf(alarm_grace_s=0.5)
     assert str(e.value) == (
-        "agent.yaml: controllers.alarm_grace_s: must be an integer, got float 0.5 (allowed: 1..3600)"
+        "<text>: controllers.alarm_grace_s: must be an integer, got float 0.5 (allowed: 1..3600)"
     )
 
 

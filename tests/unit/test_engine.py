@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from engine_fakes import ECMP, FakeFrr, FakeKernel, FakeLinks, FakeOvs, Fakes, ospf
+from intents import intent_from
 
-from tor_agent.config import Intent, load_text
+from tor_agent.config import Intent
 from tor_agent.frr.apply import DaemonsDown
 from tor_agent.model.peers import TunnelHold
 from tor_agent.model.routes import KernelNexthop, KernelRoute
@@ -49,16 +49,12 @@ LEAF: dict[str, Any] = {
 def intent(
     datapath: str = "netdev", spine: bool = False, peers: tuple[str, ...] = (), hold_down_s: int | None = None
 ) -> Intent:
-    doc = yaml.safe_load(yaml.safe_dump(LEAF))
     if spine:
-        doc["node"]["role"] = "spine"
-        del doc["overlay"]
-    else:
-        doc["overlay"]["datapath"] = datapath
-        doc["overlay"]["tunnels"]["peers"] = list(peers)
-        if hold_down_s is not None:
-            doc["overlay"]["tunnels"]["hold_down_s"] = hold_down_s
-    return load_text(yaml.safe_dump(doc))
+        return intent_from(LEAF, **{"node.role": "spine", "overlay": None})
+    edits: dict[str, Any] = {"overlay.datapath": datapath, "overlay.tunnels.peers": list(peers)}
+    if hold_down_s is not None:
+        edits["overlay.tunnels.hold_down_s"] = hold_down_s
+    return intent_from(LEAF, **edits)
 
 
 def apply(

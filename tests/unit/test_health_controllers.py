@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from typing import Any
 
-import yaml
+from intents import intent_from
 
-from tor_agent.config import Intent, load_text
+from tor_agent.config import Intent
 from tor_agent.health.controllers import (
     Endpoint,
     controllers_status,
@@ -31,9 +30,7 @@ LEAF: dict[str, Any] = {
 
 
 def intent(**top: Any) -> Intent:
-    doc = copy.deepcopy(LEAF)
-    doc.update(top)
-    return load_text(yaml.safe_dump({k: v for k, v in doc.items() if v is not None}))
+    return intent_from(LEAF, **top)
 
 
 def row(target: str, connected: bool, role: str | None = "other", owned: bool = True, **status: str) -> ControllerState:
