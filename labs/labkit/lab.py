@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from labs.labkit import fabric
-from labs.labkit.nodes import node_path, node_run
+from labs.labkit.nodes import node_path, node_run, tor_agent_binary
 from labs.nslab import realise, status, topology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +122,19 @@ class Lab:
     def intent(self, node: str) -> dict[str, Any]:
         """The node's intent file, as plain data."""
         return fabric.intent(self.topo, node)
+
+    def frr_reload_test(self, node: str, frr_conf: str) -> str:
+        """`frr-reload.py --test FRR_CONF` inside `node`: what FRR's own tool would change to make the running
+        configuration that file (empty: nothing). An outside referee for tor-agent's own comparison."""
+        return self.exec(node, "/usr/lib/frr/frr-reload.py", "--test", frr_conf, timeout=60).stdout
+
+    def rendered_in_sync(self, node: str, intent: str, workdir: str = "/run/tor-agent-referee") -> str:
+        """frr-reload.py --test of `intent`'s rendering (tor-agent render, inside `node`): empty when FRR runs
+        exactly that."""
+        path = f"{workdir}/frr.conf"
+        self.exec(node, "mkdir", "-p", workdir)
+        self.exec(node, tor_agent_binary(self.topo), "render", intent, "--output", path)
+        return self.frr_reload_test(node, path)
 
     def write_intent(self, node: str, data: dict[str, Any], path: str) -> str:
         """`data` as an intent file at `path` inside `node` (a node-private directory such as /run/...);

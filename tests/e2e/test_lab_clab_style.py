@@ -33,7 +33,7 @@ pytestmark = pytest.mark.lab
 DATA = Path(__file__).resolve().parent / "data" / "clab-style"
 STATIC_ROUTE = "ip route 203.0.113.192/26 Null0"
 LOG_LINE = "log file /var/log/frr/frr.log"
-READ_ONLY_WARNING = "/etc/frr/frr.conf is read-only: FRR's running configuration is not saved to it"
+READ_ONLY_WARNING = "FRR's running configuration is not saved to it"
 BOUND = ("sp1/frr.conf", "sp2/frr.conf", "sp2/daemons")  # under configs/
 PASS_BUDGET_S = 10.0
 

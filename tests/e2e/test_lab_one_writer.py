@@ -47,7 +47,7 @@ def test_apply_goes_through_the_running_agent_and_is_not_reverted(converged: Lab
     try:
         done = agent(converged, leaf, "apply", changed)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "applied by the running agent (pid " in done.stderr
+        assert "by the running agent (pid " in done.stderr
         assert "OVS: update port gre-" in done.stdout or "tunnels: update port gre-" in done.stdout, done.stdout
         new_key = str(int(old_key) + 1)
         assert set(gre_keys(converged, leaf).values()) == {new_key}

@@ -44,7 +44,7 @@ def test_a_missing_access_port_darkens_nothing_and_is_bridged_within_a_second_on
         realise.update(missing)  # leaf3's bound intent now names eth9
         done = agent(converged, LEAF, "apply", INTENT)  # through leaf3's running agent
         assert done.returncode == 1, done.stdout + done.stderr
-        assert f"{PART}: no such interface" in done.stderr and "applied by the running agent" in done.stderr
+        assert f"{PART}: no such interface" in done.stderr and "by the running agent" in done.stderr
         spines = len(converged.role("spine"))
         leaves = len(converged.role("leaf"))
 

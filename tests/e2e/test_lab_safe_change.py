@@ -51,12 +51,6 @@ def state(lab: Lab, node: str) -> tuple[str, str, str]:
     return running_config(lab, node), shown, ovs
 
 
-def frr_reload_in_sync(lab: Lab, node: str, intent: str) -> str:
-    """frr-reload.py --test of `intent`'s rendering: what FRR's own tool would change (empty: nothing)."""
-    lab.exec(node, tor_agent_binary(lab.topo), "render", intent, "--output", f"{WORK}/referee.conf")
-    return lab.exec(node, "/usr/lib/frr/frr-reload.py", "--test", f"{WORK}/referee.conf").stdout
-
-
 def verified(lab: Lab, nodes: list[str]) -> bool:
     return all(agent(lab, n, "verify", INTENT).returncode == 0 for n in nodes)
 
@@ -188,7 +182,7 @@ def test_apply_confirm_goes_back_exactly_when_not_confirmed(converged: Lab, wait
         assert pending is not None
         wait_until(lambda: agent_status(converged.topo, leaf)["pending_confirm"] is None, 30, 0.2, "the window")
         wait_until(lambda: state(converged, leaf) == before, 10, 0.2, "the state before the change")
-        assert frr_reload_in_sync(converged, leaf, INTENT) == ""  # FRR's own tool agrees: nothing to change
+        assert converged.rendered_in_sync(leaf, INTENT) == ""  # FRR's own tool agrees: nothing to change
         history = json.loads(agent(converged, leaf, "history", "--json", check=True).stdout)
         assert history["entries"][-1]["who"] == "confirm-timeout" and history["pinned"] is True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tor_agent.errors import RuntimeFailure
 from tor_agent.frr.config_file import IntegratedConfig, NotWritable
@@ -148,6 +149,7 @@ class FrrDriver:
     ledger: InterfaceLedger | None = None
     bfd_profile: str = BFD_PROFILE
     config_file: IntegratedConfig = field(default_factory=IntegratedConfig)
+    _unsaved: set[Path] = field(default_factory=set, compare=False, repr=False)  # warned about once
 
     def read(self) -> FrrState:
         """The running configuration and the ledger (one vtysh call)."""
@@ -235,7 +237,16 @@ class FrrDriver:
             try:
                 self.vtysh.write_memory()
             except VtyshError as again:
-                log.warning("%s; FRR's own save failed too (%s): FRR starts from the file as it is", e, again)
+                if e.path not in self._unsaved:  # the file stays read-only: one warning, not one per change
+                    self._unsaved.add(e.path)
+                    log.warning(
+                        "%s; FRR's own save failed too (%s): FRR's running configuration is not saved to it, "
+                        "FRR starts from the file as it is",
+                        e,
+                        again,
+                    )
+                return
+        self._unsaved.clear()
 
     def _roll_back(self, previous: FrrConfig, scope: Scope) -> RuntimeFailure | None:
         try:
