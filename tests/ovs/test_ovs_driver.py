@@ -119,6 +119,24 @@ def test_hand_edits_repaired_in_place(sandbox: OvsSandbox, conn: OvsConnection) 
     }
 
 
+@pytest.mark.parametrize("remote_ip", ["flow", "not-an-address", '""', "198.18.0.99"])
+def test_an_owned_tunnel_with_a_hand_edited_remote_ip_is_repaired(
+    sandbox: OvsSandbox, conn: OvsConnection, remote_ip: str
+) -> None:
+    """`options:remote_ip=flow` (or garbage) on a tunnel tor-agent owns: read without a traceback, repaired
+    in place to the peer the port's name and owner mark say."""
+    reconciler = OverlayReconciler(conn, leaf(sandbox))
+    reconciler.run_once().raise_for_errors()
+    uuid = by_name(sandbox, "Interface")["gre-c612000c"]["_uuid"]
+    sandbox.vsctl("set", "Interface", "gre-c612000c", f"options:remote_ip={remote_ip}")
+    conn.run()
+    report = reconciler.run_once()
+    report.raise_for_errors()
+    iface = by_name(sandbox, "Interface", "options")["gre-c612000c"]
+    assert iface["_uuid"] == uuid
+    assert iface["options"] == {"key": "100", "local_ip": "198.18.0.11", "remote_ip": "198.18.0.12"}
+
+
 def test_foreign_rows_are_never_touched(sandbox: OvsSandbox, conn: OvsConnection) -> None:
     reconciler = OverlayReconciler(conn, leaf(sandbox))
     reconciler.run_once().raise_for_errors()
