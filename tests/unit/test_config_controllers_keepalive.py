@@ -79,9 +79,7 @@ def test_bad_values_are_reported_at_once_with_their_paths() -> None:
 def test_a_fraction_of_a_second_is_not_a_grace_time() -> None:
     with pytest.raises(ConfigError) as e:
         leaf(alarm_grace_s=0.5)
-    assert str(e.value) == (
-        "<text>: controllers.alarm_grace_s: must be an integer, got float 0.5 (allowed: 1..3600)"
-    )
+    assert str(e.value) == ("<text>: controllers.alarm_grace_s: must be an integer, got float 0.5 (allowed: 1..3600)")
 
 
 # --- the commands that judge alarms ------------------------------------------------------------------
