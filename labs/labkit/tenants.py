@@ -92,7 +92,7 @@ def write_seed(topology_file: Path, output: Path) -> None:
 # --- the controller's API --------------------------------------------------------------------------------
 
 CLIENT = """
-import json, sys, urllib.error, urllib.request
+import json, sys, time, urllib.error, urllib.request
 method, url, body = sys.argv[1], sys.argv[2], sys.argv[3].encode() if len(sys.argv) > 3 else None
 request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
 try:
@@ -100,7 +100,7 @@ try:
         status, text = reply.status, reply.read().decode()
 except urllib.error.HTTPError as e:
     status, text = e.code, e.read().decode()
-print(json.dumps({"status": status, "body": json.loads(text or "null")}))
+print(json.dumps({"status": status, "body": json.loads(text or "null"), "at": time.time()}))
 """
 
 
@@ -108,6 +108,7 @@ print(json.dumps({"status": status, "body": json.loads(text or "null")}))
 class Answer:
     status: int
     body: Any
+    at: float = 0.0  # wall clock when the reply was read
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class NetworkApi:
         args = [method, f"{self.url}{path}"] + ([raw if raw is not None else json.dumps(body)] if body or raw else [])
         done = node_run(self.topo, self.node, "python3", "-c", CLIENT, *args, timeout=30)
         doc = json.loads(done.stdout)
-        return Answer(int(doc["status"]), doc["body"])
+        return Answer(int(doc["status"]), doc["body"], float(doc["at"]))
 
     def networks(self) -> dict[str, Any]:
         """Every network by name (ports, learned MACs)."""
