@@ -126,7 +126,7 @@ def test_labels_reach_the_node_environment_as_containerlab_sets_them() -> None:
     env = realise.node_env(topo, topo.nodes["leaf2"], {"TOR_AGENT": "/x/tor-agent"})
     assert env["CLAB_LABEL_TOR_AGENT_ROLE"] == "leaf"
     assert env["CLAB_LABEL_CLAB_NODE_NAME"] == "leaf2"
-    assert env["CLAB_INTFS"] == "3"  # two uplinks and one host port
+    assert env["CLAB_INTFS"] == "4"  # two uplinks and two host ports (host2, red2)
     assert env["TOR_AGENT"] == "/x/tor-agent"
 
 
