@@ -95,12 +95,13 @@ CLIENT = """
 import json, sys, time, urllib.error, urllib.request
 method, url, body = sys.argv[1], sys.argv[2], sys.argv[3].encode() if len(sys.argv) > 3 else None
 request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+sent = time.time()
 try:
     with urllib.request.urlopen(request, timeout=10) as reply:
         status, text = reply.status, reply.read().decode()
 except urllib.error.HTTPError as e:
     status, text = e.code, e.read().decode()
-print(json.dumps({"status": status, "body": json.loads(text or "null"), "at": time.time()}))
+print(json.dumps({"status": status, "body": json.loads(text or "null"), "sent": sent, "at": time.time()}))
 """
 
 
@@ -109,6 +110,7 @@ class Answer:
     status: int
     body: Any
     at: float = 0.0  # wall clock when the reply was read
+    sent: float = 0.0  # wall clock when the request was sent
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class NetworkApi:
         args = [method, f"{self.url}{path}"] + ([raw if raw is not None else json.dumps(body)] if body or raw else [])
         done = node_run(self.topo, self.node, "python3", "-c", CLIENT, *args, timeout=30)
         doc = json.loads(done.stdout)
-        return Answer(int(doc["status"]), doc["body"], float(doc["at"]))
+        return Answer(int(doc["status"]), doc["body"], float(doc["at"]), float(doc["sent"]))
 
     def networks(self) -> dict[str, Any]:
         """Every network by name (ports, learned MACs)."""
