@@ -13,6 +13,7 @@ back as the seed made them.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import signal
 import subprocess
@@ -27,6 +28,7 @@ import pytest
 from labs.labkit import frames
 from labs.labkit.fabric import tenant_address
 from labs.labkit.lab import NODE_START, Lab
+from labs.labkit.nodes import INTENT, tor_agent
 from labs.labkit.tenants import STATE_FILE, NetworkApi, seed
 from labs.nslab import realise
 from tor_agent.wait import wait_until
@@ -415,3 +417,47 @@ def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(tenants: Tenant
     assert configured(api) == before
     assert base_flows(lab) == flows
     assert lab.exec("controller", "cat", STATE_FILE).stdout == state
+
+
+# --- the GRE key mode --------------------------------------------------------------------------------------------
+
+
+def tunnel_ports(lab: Lab, leaf: str) -> dict[str, tuple[int, str | None]]:
+    """The leaf's GRE interfaces: name -> (ofport, options:key)."""
+    out = lab.exec(leaf, "ovs-vsctl", "--format=json", "--columns=name,ofport,options", "find", "Interface", "type=gre")
+    rows = json.loads(out.stdout)["data"]
+    return {name: (ofport, dict(options[1]).get("key")) for name, ofport, options in rows}
+
+
+def verify(lab: Lab, leaf: str, intent: str = INTENT) -> subprocess.CompletedProcess[str]:
+    return tor_agent(lab.topo, leaf, "verify", intent)
+
+
+def test_a_key_mode_change_is_a_normal_apply_and_tunnels_between_modes_carry_nothing(
+    tenants: Tenants, record: Record
+) -> None:
+    """leaf3 goes from `key: flow` to a fixed key and back, each a normal `tor-agent apply`: the tunnels are
+    updated in place (same OpenFlow ports, so the controller's flows stay); while leaf3 and the others disagree,
+    their tunnels carry nothing (BFD down, verify says so on both sides, host1 cannot reach host3) and the
+    others are unaffected; once they agree again, traffic flows."""
+    lab = tenants.lab
+    before = tunnel_ports(lab, "leaf3")
+    assert {key for _, key in before.values()} == {"flow"}
+    assert json.loads(tor_agent(lab.topo, "leaf1", "status", "--json", INTENT).stdout)["overlay"]["key"] == "flow"
+    fixed = tenants.tmp / "leaf3-key-100.yaml"  # the host's /tmp: visible inside the node
+    fixed.write_text(lab.exec("leaf3", "cat", INTENT).stdout.replace("    key: flow\n", "    key: 100\n"))
+    host3 = tenant_address(lab.topo, "host3")
+    try:
+        assert tor_agent(lab.topo, "leaf3", "apply", str(fixed)).returncode == 0
+        assert tunnel_ports(lab, "leaf3") == {name: (ofport, "100") for name, (ofport, _) in before.items()}
+        wait_until(lambda: "BFD down" in verify(lab, "leaf3", str(fixed)).stdout, 10, 0.1, "leaf3's verify")
+        wait_until(lambda: "198.18.0.13: BFD" in verify(lab, "leaf1").stdout, 10, 0.1, "leaf1's verify")
+        assert not pings(lab, "host1", host3, count=3)
+        assert pings(lab, "host1", tenant_address(lab.topo, "host2"), count=3)  # leaf1 and leaf2 still agree
+    finally:
+        assert tor_agent(lab.topo, "leaf3", "apply", INTENT).returncode == 0
+        back = frames.now()
+    assert tunnel_ports(lab, "leaf3") == before
+    wait_until(lambda: pings(lab, "host1", host3), 15, 0.05, "host1 to reach host3 again")
+    record("tenants: key mode back in agreement, host1 reaches host3 after", f"{frames.now() - back:.2f} s")
+    wait_until(lambda: verify(lab, "leaf3").returncode == 0, 15, 0.2, "leaf3 healthy again")
