@@ -452,7 +452,7 @@ def test_a_key_mode_change_is_a_normal_apply_and_tunnels_between_modes_carry_not
         assert tunnel_ports(lab, "leaf3") == {name: (ofport, "100") for name, (ofport, _) in before.items()}
         wait_until(lambda: "BFD down" in verify(lab, "leaf3", str(fixed)).stdout, 10, 0.1, "leaf3's verify")
         wait_until(lambda: "198.18.0.13: BFD" in verify(lab, "leaf1").stdout, 10, 0.1, "leaf1's verify")
-        assert not live(lab, "leaf1", "gre-c612000d")  # what a controller sees: the port is not LIVE
+        wait_until(lambda: not live(lab, "leaf1", "gre-c612000d"), 5, 0.1, "the tunnel port not LIVE on leaf1")
         assert not pings(lab, "host1", host3, count=3)
         assert pings(lab, "host1", tenant_address(lab.topo, "host2"), count=3)  # leaf1 and leaf2 still agree
     finally:
@@ -462,12 +462,12 @@ def test_a_key_mode_change_is_a_normal_apply_and_tunnels_between_modes_carry_not
     wait_until(lambda: pings(lab, "host1", host3), 15, 0.05, "host1 to reach host3 again")
     record("tenants: key mode back in agreement, host1 reaches host3 after", f"{frames.now() - back:.2f} s")
     wait_until(lambda: verify(lab, "leaf3").returncode == 0, 15, 0.2, "leaf3 healthy again")
-    assert live(lab, "leaf1", "gre-c612000d")
+    wait_until(lambda: live(lab, "leaf1", "gre-c612000d"), 5, 0.1, "the tunnel port LIVE again on leaf1")
 
 
 def live(lab: Lab, leaf: str, port: str) -> bool:
     """Whether the port's OpenFlow state has the LIVE flag (BFD up, for a tunnel with BFD)."""
-    shown = lab.exec(leaf, "ovs-ofctl", "-O", "OpenFlow13", "dump-ports-desc", "br-tor", port).stdout
-    state = re.search(r"^\s*state:\s*(.*)$", shown, re.M)
+    shown = lab.exec(leaf, "ovs-ofctl", "-O", "OpenFlow13", "dump-ports-desc", "br-tor").stdout
+    state = re.search(rf"\({re.escape(port)}\): .*?^\s*state:\s*(.*?)$", shown, re.M | re.S)
     assert state is not None, shown
     return "LIVE" in state[1].split()
