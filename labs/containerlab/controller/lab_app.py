@@ -144,24 +144,26 @@ class LabL2(app_manager.OSKenApp):  # type: ignore[misc]
         dp.send_msg(dp.ofproto_parser.OFPDescStatsRequest(dp, 0))
         dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
 
-    @set_ev_cls(ofp_event.EventOFPDescStatsReply, MAIN_DISPATCHER)
+    # The replies may come before os-ken's own handshake has moved the switch to MAIN: listen in both states.
+    @set_ev_cls(ofp_event.EventOFPDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def on_desc(self, ev: Any) -> None:
         """The switch's description: dp_desc is its name, serial_num its VTEP (tor-agent sets both)."""
         body, dpid = ev.msg.body, ev.msg.datapath.id
         name, vtep = _text(body.dp_desc), _text(body.serial_num)
         with self.lock:
             joining = self._joining.get(dpid)
-            if joining is not None:
+            if joining is not None and joining.desc is None:
                 joining.desc = (name if name and name != "None" else None, vtep if _ipv4(vtep) else None)
                 self._maybe_up(ev.msg.datapath, joining)
 
-    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def on_port_desc(self, ev: Any) -> None:
-        """The switch's ports (possibly in several parts)."""
+        """The switch's ports (possibly in several parts; os-ken's handshake asks for them too: the first
+        complete list counts)."""
         dp = ev.msg.datapath
         with self.lock:
             joining = self._joining.get(dp.id)
-            if joining is None:
+            if joining is None or joining.ports is not None:
                 return
             joining.port_parts = (joining.port_parts or []) + [Port(p.port_no, _text(p.name)) for p in ev.msg.body]
             if ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
@@ -186,7 +188,7 @@ class LabL2(app_manager.OSKenApp):  # type: ignore[misc]
         )
         dp.send_msg(request)
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def on_flow_stats(self, ev: Any) -> None:
         """The switch's flows with the app's cookie: delete what is stale, learn the hosts it delivers to."""
         dp = ev.msg.datapath
