@@ -3,8 +3,9 @@
 The leaves run `tor-agent run` with their intent. For these tests each leaf's intent is replaced (a bind
 mount over /etc/tor-agent/agent.yaml inside the leaf, then SIGHUP, as an operator would edit it) by the same
 intent with two controllers: two instances of the lab app on the controller node (ports 6654 and 6655,
-started and stopped by the tests), max_backoff 8 s (OVS's default). leaf1 and leaf2 run the controller keeper
-(`tor-agent controllers --keep`); leaf3 does not: its reconnection is plain OVS backoff, in the same run.
+started and stopped by the tests, with the demo's networks), max_backoff 8 s (OVS's default). leaf1 and
+leaf2 run the controller keeper (`tor-agent controllers --keep`); leaf3 does not: its reconnection is plain
+OVS backoff, in the same run.
 The leaves' own agents host the same keeper: while the reconnection is timed they are paused (SIGSTOP
 between passes), so that the keepers under test are the only ones acting and leaf3 has none.
 Forwarding is the lab app's alone (learning, split horizon). Everything is put back afterwards.
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.lab
 Record = Callable[[str, object], None]
 INTENT = "/etc/tor-agent/agent.yaml"
 APP_DIR = "/etc/tor-agent/controller"  # the controller node's view of labs/containerlab/controller
+SEED = "/etc/tor-agent/networks.json"  # the demo's networks (blue, red), as the node's own app starts with
 CONTROLLER = "controller"
 PORT_A, PORT_B, PORT_TLS = 6654, 6655, 6656
 KEEPERS = ("leaf1", "leaf2")  # leaf3: plain OVS backoff, for comparison
@@ -112,6 +114,8 @@ class Instance:
             "--listen",
             f"0.0.0.0:{self.port}",
             *self.tls,
+            "--seed",
+            SEED,
             f"{APP_DIR}/lab_app.py",
         ]
         self.running = start(self.lab, CONTROLLER, argv, self.log)

@@ -23,13 +23,16 @@ def test_demo_fabric_reads_as_drawn() -> None:
     assert roles == {
         "spine": ["spine1", "spine2"],
         "leaf": ["leaf1", "leaf2", "leaf3"],
-        "host": ["host1", "host2", "host3", "host4"],
+        "host": ["host1", "host2", "host3", "host4", "red1", "red2"],
         "controller": ["controller"],
     }
     assert {(str(lk.a), str(lk.b), lk.mtu) for lk in topo.links} >= {
         ("spine1:eth1", "leaf1:eth1", 9000),  # short form
         ("leaf1:eth3", "host1:eth1", 1500),  # extended form
+        ("leaf1:eth4", "red1:eth1", 1500),
     }
+    ends = {str(e): e.mac for lk in topo.links for e in (lk.a, lk.b)}
+    assert ends["host1:eth1"] == ends["red1:eth1"] == "02:00:00:00:64:11"  # two tenants, the same MAC
     assert topo.nodes["leaf1"].intent_file() == FABRIC.parent / "configs" / "leaf1" / "agent.yaml"
     assert topo.nodes["controller"].mgmt_ipv4 == ipaddress.IPv4Address("203.0.113.10")
     assert topo.netns("leaf1") == "clab-tor-fabric-leaf1"
@@ -123,7 +126,7 @@ def test_labels_reach_the_node_environment_as_containerlab_sets_them() -> None:
     env = realise.node_env(topo, topo.nodes["leaf2"], {"TOR_AGENT": "/x/tor-agent"})
     assert env["CLAB_LABEL_TOR_AGENT_ROLE"] == "leaf"
     assert env["CLAB_LABEL_CLAB_NODE_NAME"] == "leaf2"
-    assert env["CLAB_INTFS"] == "3"  # two uplinks and one host port
+    assert env["CLAB_INTFS"] == "4"  # two uplinks and two host ports (host2, red2)
     assert env["TOR_AGENT"] == "/x/tor-agent"
 
 

@@ -3,11 +3,12 @@
 the tunnels and OVS's tunnel routes right through drift, an uplink's silent failure and an ovs-vswitchd
 restart.
 
-Forwarding: until the lab's controller app does split-horizon learning, the naive app floods to every port,
-which loops in a full tunnel mesh. So these tests install their own split-horizon flows at high priority
-with their own cookie (from an access port: to every tunnel and the other access ports; from a tunnel: to
-the access ports only), and remove them by that cookie afterwards. Whatever the controller app does, these
-flows decide. Every test puts back what it changes.
+Forwarding: these tests do not depend on the controller app: they install their own split-horizon flows
+at high priority with their own cookie (from an access port of network blue: to every tunnel and blue's
+other access ports; from a tunnel, untagged (tunnel ID 0, what these flows send): to blue's access ports
+only), and remove them by that cookie afterwards. Red's ports (the other tenant network, with the same
+addresses) are left to the controller, and red's tagged frames from the tunnels too. Whatever the
+controller app does, these flows decide for blue. Every test puts back what it changes.
 """
 
 from __future__ import annotations
@@ -150,11 +151,20 @@ def mesh_complete(lab: Lab) -> bool:
 # --- split-horizon forwarding (until the lab controller does it) ---------------------------------------------
 
 
+def blue_ports(lab: Lab, leaf: str) -> set[str]:
+    """The leaf's access ports that lead to hosts of tenant blue (or to no tenant)."""
+    return {
+        local.iface
+        for local, remote, _ in lab.topo.links_of(leaf)
+        if remote.node in lab.nodes and lab.nodes[remote.node].labels.get("tor-agent.tenant", "blue") == "blue"
+    }
+
+
 def split_horizon(lab: Lab, leaf: str) -> None:
-    """(Re)install the test's flows on `leaf` for the ports its overlay bridge has now."""
+    """(Re)install the test's flows on `leaf` for blue's ports its overlay bridge has now."""
     ports = lab.exec(leaf, "ovs-vsctl", "list-ports", BRIDGE).stdout.split()
     gre = [p for p in ports if p.startswith("gre-")]
-    access = [p for p in ports if p not in gre]
+    access = [p for p in ports if p not in gre and p in blue_ports(lab, leaf)]
 
     def out(names: list[str]) -> str:
         return ",".join(f"output:{n}" for n in names) or "drop"
@@ -163,7 +173,7 @@ def split_horizon(lab: Lab, leaf: str) -> None:
         f"cookie={COOKIE:#x},priority=65000,in_port={p},actions={out(gre + [a for a in access if a != p])}"
         for p in access
     ]
-    flows += [f"cookie={COOKIE:#x},priority=65000,in_port={t},actions={out(access)}" for t in gre]
+    flows += [f"cookie={COOKIE:#x},priority=65000,in_port={t},tun_id=0,actions={out(access)}" for t in gre]
     remove_split_horizon(lab, leaf)
     lab.exec(leaf, "ovs-ofctl", "-O", "OpenFlow13", "add-flows", BRIDGE, "-", stdin="\n".join(flows))
 

@@ -52,7 +52,12 @@ def test_create_from_empty(sandbox: OvsSandbox, conn: OvsConnection) -> None:
     tor = bridges["br-tor"]
     # (ovs-vsctl prints a set of one element bare)
     assert (tor["datapath_type"], tor["protocols"], tor["fail_mode"]) == ("netdev", "OpenFlow13", "secure")
-    assert tor["other_config"] == {"datapath-id": "00000000000000a1", "disable-in-band": "true"}
+    assert tor["other_config"] == {
+        "datapath-id": "00000000000000a1",
+        "disable-in-band": "true",
+        "dp-desc": "leaf1",
+        "dp-sn": "198.18.0.11",
+    }
     assert all(b["external_ids"] == MARK for b in bridges.values())
     tunnels = ["gre-c612000c", "gre-c612000d", "gre-c6120014"]
     assert bridge_ports(sandbox, "br-tor") == ["eth3", *tunnels]
@@ -115,6 +120,8 @@ def test_hand_edits_repaired_in_place(sandbox: OvsSandbox, conn: OvsConnection) 
     assert bridge["other_config"] == {
         "datapath-id": "00000000000000a1",
         "disable-in-band": "true",
+        "dp-desc": "leaf1",
+        "dp-sn": "198.18.0.11",
         "forward-bpdu": "true",  # a key tor-agent does not manage stays
     }
 
@@ -180,6 +187,29 @@ def test_bfd_on_tunnels(sandbox: OvsSandbox, conn: OvsConnection) -> None:
     assert iface["bfd"] == {"enable": "true", "min_rx": "100", "min_tx": "100"}
     # ovs-vswitchd runs BFD on it (the peer does not exist here, so the session is not up).
     assert iface["bfd_status"].get("state") in {"down", "init", "admin_down"}
+
+
+def test_key_mode_change_is_an_in_place_update_that_keeps_port_numbers_and_flows(
+    sandbox: OvsSandbox, conn: OvsConnection
+) -> None:
+    """`tunnels.key: 100` -> `flow` -> absent: each a normal pass that updates the tunnels' options in place; the
+    OpenFlow port numbers (and so a controller's flows naming them) stay."""
+    reconciler = OverlayReconciler(conn, leaf(sandbox))
+    reconciler.run_once().raise_for_errors()
+    before = by_name(sandbox, "Interface", "ofport")
+    flow = "cookie=0x5,priority=5,in_port=gre-c612000c,actions=output:gre-c612000d"
+    sandbox.ofctl("add-flow", "br-tor", flow)
+    for key, want in (("flow", "flow"), (None, None)):
+        reconciler.desired = leaf(sandbox, **{"overlay.tunnels.key": key})
+        report = reconciler.run_once()
+        report.raise_for_errors()
+        assert report.plan.summary().startswith("0 added, 2 changed, 0 deleted"), (key, report.plan.summary())
+        after = by_name(sandbox, "Interface", "ofport", "options")
+        for name in ("gre-c612000c", "gre-c612000d"):
+            assert after[name]["options"].get("key") == want, after[name]
+            assert (after[name]["_uuid"], after[name]["ofport"]) == (before[name]["_uuid"], before[name]["ofport"])
+        assert "cookie=0x5," in sandbox.ofctl("dump-flows", "br-tor", "cookie=0x5/-1")
+        assert not reconciler.run_once().plan.actions  # and the next pass has nothing to do
 
 
 def test_interface_error_is_a_typed_error_naming_it(sandbox: OvsSandbox, conn: OvsConnection) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from test_engine import ECMP, intent, ospf
+import yaml
+from test_engine import ECMP, LEAF, intent, ospf
 
+from tor_agent.config import Intent, load_text
 from tor_agent.health.overlay import (
     OverlayState,
     TunnelRow,
@@ -26,7 +28,7 @@ ROUTE = OvsRoute(IPv4Network("198.18.0.12/32"), "br-eth1", IPv4Address("198.18.1
 
 
 def state(
-    rows: tuple[TunnelRow, ...] = (TunnelRow(PORT, PEER, True, 3, None),),
+    rows: tuple[TunnelRow, ...] = (TunnelRow(PORT, PEER, True, 3, None, "100"),),
     bfd: dict[str, str] | None = None,
     routes: tuple[OvsRoute, ...] = (ROUTE,),
     kernel: tuple[KernelRoute, ...] = (ospf("198.18.0.12", *ECMP),),
@@ -48,8 +50,43 @@ def test_healthy_tunnel_has_its_port_ofport_bfd_and_route() -> None:
     doc = t.as_json()
     assert doc["ovs_route"] == "198.18.0.12/32 dev br-eth1 via 198.18.1.0"
     assert doc["underlay_route"] == "198.18.0.12/32 via 198.18.1.0 dev br-eth1, 198.18.1.2 dev br-eth2"
-    assert verify_line("leaf1", status, []) == ["leaf1: overlay healthy: 1 tunnel(s) up"]
+    assert verify_line("leaf1", status, []) == ["leaf1: overlay healthy: 1 tunnel(s) up, GRE key 100"]
+    assert overlay_lines(status, [])[0] == "overlay br-tor (netdev, GRE key 100), tunnels (port, ofport, BFD, route):"
     assert overlay_lines(status, [])[1].startswith(f"  {PEER}: {PORT} ofport 3 BFD up, OVS route 198.18.0.12/32")
+    assert (status.as_json()["key"], doc["key"]) == (100, "100")
+
+
+def with_key(key: object) -> Intent:
+    doc = yaml.safe_load(yaml.safe_dump(LEAF))
+    if key is None:
+        del doc["overlay"]["tunnels"]["key"]
+    else:
+        doc["overlay"]["tunnels"]["key"] = key
+    return load_text(yaml.safe_dump(doc))
+
+
+def test_status_and_verify_show_the_key_mode() -> None:
+    flow = overlay_status(with_key("flow"), state(rows=(TunnelRow(PORT, PEER, True, 3, None, "flow"),)))
+    assert flow is not None and judge_overlay(flow) == []
+    assert flow.as_json()["key"] == "flow" and flow.tunnels[0].as_json()["key"] == "flow"
+    assert verify_line("leaf1", flow, []) == [
+        "leaf1: overlay healthy: 1 tunnel(s) up, GRE key flow (set per packet by the controller)"
+    ]
+    none = overlay_status(with_key(None), state(rows=(TunnelRow(PORT, PEER, True, 3, None),)))
+    assert none is not None and judge_overlay(none) == [] and none.as_json()["key"] is None
+    assert overlay_lines(none, [])[0].startswith("overlay br-tor (netdev, GRE without key), tunnels")
+
+
+def test_a_tunnel_with_another_key_than_the_intent_is_degraded() -> None:
+    """A tunnel keyed 100 while the intent says `flow` (or no key) cannot talk to peers that follow the intent."""
+    assert problems(state()) == []
+    st = state(rows=(TunnelRow(PORT, PEER, True, 3, None, "flow"),))
+    assert problems(st) == [f"tunnel {PORT} to {PEER}: GRE key flow, the intent wants 100 (tunnels.key)"]
+    found = overlay_status(with_key(None), state())
+    assert found is not None
+    assert [str(p) for p in judge_overlay(found)] == [
+        f"tunnel {PORT} to {PEER}: GRE key 100, the intent wants none (tunnels.key)"
+    ]
 
 
 def test_missing_tunnel() -> None:

@@ -18,6 +18,8 @@ from tor_agent.config import Intent
 from tor_agent.model.overlay import (
     DATAPATH_ID,
     DISABLE_IN_BAND,
+    DP_DESC,
+    DP_SN,
     HWADDR,
     InterfaceSpec,
     OvsDesired,
@@ -93,13 +95,26 @@ def test_overlay_bridge() -> None:
     assert bridge.datapath_type == "netdev"
     assert bridge.protocols == ("OpenFlow10", "OpenFlow13")
     assert bridge.fail_mode == "secure"
-    assert dict(bridge.other_config) == {DATAPATH_ID: "00000000000000a1", DISABLE_IN_BAND: "true"}
-    assert bridge.other_config_keys == {DATAPATH_ID, DISABLE_IN_BAND}
+    assert dict(bridge.other_config) == {
+        DATAPATH_ID: "00000000000000a1",
+        DISABLE_IN_BAND: "true",
+        DP_DESC: "leaf1",
+        DP_SN: "198.18.0.11",
+    }
+    assert bridge.other_config_keys == {DATAPATH_ID, DISABLE_IN_BAND, DP_DESC, DP_SN}
+
+
+def test_the_bridge_tells_a_controller_the_switch_hostname_and_vtep() -> None:
+    """OFPMP_DESC's dp_desc and serial_num: what a controller reads to know the switch and its tunnels' source."""
+    edited = intent(**{"node.hostname": "tor-7.row3.dc1", "node.loopback": "198.18.0.77/32"})
+    other = dict(desired_ovs(edited).bridges["br-tor"].other_config)
+    assert (other[DP_DESC], other[DP_SN]) == ("tor-7.row3.dc1", "198.18.0.77")
+    assert all(DP_DESC not in dict(b.other_config) for n, b in desired_ovs(edited).bridges.items() if n != "br-tor")
 
 
 def test_in_band_leaves_in_band_control_on() -> None:
     bridge = desired_ovs(intent(**{"controllers.connection_mode": "in-band"})).bridges["br-tor"]
-    assert dict(bridge.other_config) == {DATAPATH_ID: "00000000000000a1"}
+    assert DISABLE_IN_BAND not in dict(bridge.other_config)
     assert DISABLE_IN_BAND in bridge.other_config_keys  # managed: a stale "true" is removed
 
 

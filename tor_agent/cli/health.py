@@ -101,11 +101,11 @@ def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatu
 @reports_errors
 def status(config: Path, as_json: bool, only: str | None, state_dir: Path) -> None:
     """Show the underlay of the intent file CONFIG: the OSPF neighbour and BFD session of every uplink, all BFD
-    sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF,
-    zebra and the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their
-    connections and alarms too (as `tor-agent controllers`); on a leaf, every tunnel peer with its port, ofport,
-    BFD state and route; and every interface the intent names that is missing. Changes nothing. Exit 0
-    whenever the state could be read. CONFIG defaults to /etc/tor-agent/agent.yaml ($TOR_AGENT_CONFIG).
+    sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF, zebra and
+    the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their connections and alarms
+    too (as `tor-agent controllers`); on a leaf, the tunnels' GRE key mode and every tunnel peer with its port, ofport,
+    key, BFD state and route; and every interface the intent names that is missing. Changes nothing. Exit 0 whenever the
+    state could be read. CONFIG defaults to /etc/tor-agent/agent.yaml ($TOR_AGENT_CONFIG).
 
     \b
     Example:
@@ -145,14 +145,15 @@ def status(config: Path, as_json: bool, only: str | None, state_dir: Path) -> No
 @click.option("--allow-drained", is_flag=True, help="A drained switch (tor-agent drain) is not a failure.")
 @reports_errors
 def verify(config: Path, as_json: bool, only: str | None, state_dir: Path, allow_drained: bool) -> None:
-    """Check the underlay of the intent file CONFIG: every uplink has a Full OSPF neighbour (and an up BFD
-    session when BFD is on), and every known VTEP has the same route in OSPF, zebra's FIB and the kernel FIB,
-    over as many ECMP nexthops as there are healthy uplinks; with controllers in CONFIG, at least one is
-    connected, none has been down for controllers.alarm_grace_s (10 s by default) and one is master or
-    equal; on a leaf, a working tunnel to every peer with an underlay route (port set up, BFD up, an OVS
-    route on netdev); every interface the intent names exists (a missing access port or uplink is named).
-    Exit 0 healthy, 1 degraded (each item listed), 2 invalid CONFIG. Cheap enough to run every few seconds
-    (four vtysh calls, two netlink dumps, one OVSDB read). CONFIG defaults to /etc/tor-agent/agent.yaml.
+    """Check the underlay of the intent file CONFIG: every uplink has a Full OSPF neighbour (and an up BFD session when
+    BFD is on), and every known VTEP has the same route in OSPF, zebra's FIB and the kernel FIB, over as many ECMP
+    nexthops as there are healthy uplinks (a drained neighbour's uplink is left out, as OSPF does); with controllers in
+    CONFIG, at least one is connected, none has been down for controllers.alarm_grace_s (10 s by default) and one is
+    master or equal; on a leaf, a working tunnel to every peer with an underlay route (port set up, the intent's GRE key
+    mode, BFD up, an OVS route on netdev); every interface the intent names exists (a missing access port or uplink is
+    named); this switch is not drained (unless --allow-drained). Exit 0 healthy, 1 degraded (each item listed), 2
+    invalid CONFIG. Cheap enough to run every few seconds (five vtysh calls, two netlink dumps, one OVSDB read). CONFIG
+    defaults to /etc/tor-agent/agent.yaml.
 
     \b
     Example:
@@ -175,7 +176,8 @@ def verify(config: Path, as_json: bool, only: str | None, state_dir: Path, allow
     hostname = intent.node.hostname
     if as_json:
         degraded = [p.as_json() for p in (*drained, *parts, *problems, *alarms, *ov_problems)]
-        print_json({"ok": not degraded, "hostname": hostname, "degraded": degraded})
+        key = {"tunnel_key": ov.as_json()["key"]} if ov is not None else {}  # the key mode, as status shows it
+        print_json({"ok": not degraded, "hostname": hostname, **key, "degraded": degraded})
     else:
         lines = [*(f"{hostname}: {d}" for d in drained), *parts_lines(hostname, parts)]
         lines += verify_lines(hostname, problems, st)

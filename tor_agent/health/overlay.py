@@ -4,9 +4,10 @@ the caller (`OverlayState`; tor_agent.health.readers reads it through the driver
 have a tunnel is decided by tor_agent.model.peers, as the agent decides it.
 
 `verify` fails on a missing or broken tunnel: an expected peer without a port, an interface ovs-vswitchd
-did not set up (no ofport, an error), a BFD session not up (with `tunnels.bfd`), on a netdev leaf no OVS
-route (or one over a nexthop the kernel no longer has), and a tunnel tor-agent owns to a peer that should
-not have one.
+did not set up (no ofport, an error), a GRE key other than the intent's `tunnels.key`, a BFD session not up
+(with `tunnels.bfd`), on a netdev leaf no OVS route (or one over a nexthop the kernel no longer has), and a
+tunnel tor-agent owns to a peer that should not have one. Both show the key mode (`tunnels.key`: a fixed
+key, `flow`, or none).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class TunnelRow:
     owned: bool
     ofport: int | None  # None until ovs-vswitchd has seen it; -1 when it failed
     error: str | None
+    key: str | None = None  # options:key: a number, "flow", or None (no key)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class TunnelStatus:
     port: str | None  # the tunnel port, None: none
     ofport: int | None = None
     error: str | None = None
+    key: str | None = None  # the port's options:key as OVSDB has it
     bfd: str | None = None  # the BFD session's state; None: BFD off or no session
     ovs_route: OvsRoute | None = None  # netdev leaves: the route OVS encapsulates with
     underlay: KernelRoute | None = None  # the kernel's route to the peer
@@ -79,6 +82,7 @@ class TunnelStatus:
             "port": self.port,
             "ofport": self.ofport,
             "error": self.error,
+            "key": self.key,
             "bfd": self.bfd,
             "uplink": self.uplink,
             "ovs_route": str(self.ovs_route) if self.ovs_route is not None else None,
@@ -95,12 +99,21 @@ class OverlayStatus:
     datapath: str
     bfd: bool  # tunnels.bfd: BFD must be up on every tunnel
     tunnels: tuple[TunnelStatus, ...]
+    key: str | None = None  # tunnels.key as OVS spells it: a number, "flow", or None (no key)
+
+    @property
+    def key_mode(self) -> str:
+        """The key mode in words, for the text reports."""
+        if self.key is None:
+            return "GRE without key"
+        return "GRE key flow (set per packet by the controller)" if self.key == "flow" else f"GRE key {self.key}"
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict; `key` is the intent's `tunnels.key` (a number, "flow", or null)."""
         return {
             "bridge": self.bridge,
             "datapath": self.datapath,
+            "key": int(self.key) if self.key is not None and self.key.isdigit() else self.key,
             "bfd": self.bfd,
             "tunnels": [t.as_json() for t in self.tunnels],
         }
@@ -126,13 +139,15 @@ def overlay_status(intent: Intent, state: OverlayState) -> OverlayStatus | None:
                 port=row.name if row is not None else None,
                 ofport=row.ofport if row is not None else None,
                 error=row.error if row is not None else None,
+                key=row.key if row is not None else None,
                 bfd=state.bfd.get(row.name) if row is not None and overlay.tunnels.bfd else None,
                 ovs_route=route if route is not None and route.device in bridges else None,
                 underlay=longest_match(state.kernel_routes, peer),
                 reason=None if peer in peers.usable else peers.dropped.get(peer, _NOT_A_PEER),
             )
         )
-    return OverlayStatus(overlay.bridge, overlay.datapath, overlay.tunnels.bfd, tuple(tunnels))
+    key = None if overlay.tunnels.key is None else str(overlay.tunnels.key)
+    return OverlayStatus(overlay.bridge, overlay.datapath, overlay.tunnels.bfd, tuple(tunnels), key)
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,9 @@ def _tunnel_problem(st: OverlayStatus, t: TunnelStatus) -> str | None:
         return "missing: the peer has an underlay route but no tunnel port"
     if t.ofport is None or t.ofport <= 0 or t.error:
         return f"not set up by ovs-vswitchd (ofport {t.ofport}{f', {t.error}' if t.error else ''})"
+    if t.key != st.key:
+        # Peers with the intent's key drop what this tunnel sends, and it drops what they send.
+        return f"GRE key {t.key or 'none'}, the intent wants {st.key or 'none'} (tunnels.key)"
     if st.bfd and t.bfd != "up":
         return f"BFD {t.bfd or 'no session'}"
     if st.datapath == "netdev":
@@ -195,8 +213,8 @@ def check_overlay(
 def overlay_lines(st: OverlayStatus, problems: Sequence[OverlayProblem]) -> list[str]:
     """The status report's overlay section: one line per peer."""
     if not st.tunnels:
-        return [f"overlay {st.bridge} ({st.datapath}): no tunnel peers"]
-    lines = [f"overlay {st.bridge} ({st.datapath}), tunnels (port, ofport, BFD, route):"]
+        return [f"overlay {st.bridge} ({st.datapath}, {st.key_mode}): no tunnel peers"]
+    lines = [f"overlay {st.bridge} ({st.datapath}, {st.key_mode}), tunnels (port, ofport, BFD, route):"]
     for t in st.tunnels:
         if not t.expected and t.port is None:
             lines.append(f"  {t.peer}: no tunnel ({t.reason})")
@@ -212,7 +230,7 @@ def verify_line(hostname: str, st: OverlayStatus, problems: Sequence[OverlayProb
     """The verify report's overlay lines."""
     if not problems:
         up = sum(t.expected for t in st.tunnels)
-        return [f"{hostname}: overlay healthy: {up} tunnel(s) up"]
+        return [f"{hostname}: overlay healthy: {up} tunnel(s) up, {st.key_mode}"]
     return [f"{hostname}: overlay degraded ({len(problems)}):", *(f"  {p}" for p in problems)]
 
 

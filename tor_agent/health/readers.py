@@ -49,8 +49,9 @@ def tunnel_rows(snap: OvsSnapshot) -> tuple[TunnelRow, ...]:
     rows = []
     for name, iface in sorted(snap.interfaces.items()):
         if iface.spec.type == "gre":
-            remote = dict(iface.spec.options).get("remote_ip")
-            rows.append(TunnelRow(name, _address(remote), iface.owned, iface.ofport, iface.error))
+            options = dict(iface.spec.options)
+            remote = _address(options.get("remote_ip"))
+            rows.append(TunnelRow(name, remote, iface.owned, iface.ofport, iface.error, options.get("key")))
     return tuple(rows)
 
 

@@ -1,8 +1,9 @@
 """The OVS rows a leaf needs, computed from its intent: pure data, no I/O.
 
 `desired_ovs(intent, peers, uplink_macs)` returns the bridges and ports tor-agent owns:
-- the overlay bridge (pinned DPID, OpenFlow versions, fail mode, in-band control off when out-of-band)
-  with its internal port, the access ports and one GRE port per peer VTEP;
+- the overlay bridge (pinned DPID, OpenFlow versions, fail mode, in-band control off when out-of-band, the
+  switch's hostname and VTEP in the OpenFlow description a controller reads) with its internal port, the
+  access ports and one GRE port per peer VTEP;
 - on a `datapath: netdev` leaf, one bridge per uplink holding the physical port, its internal port carrying
   the uplink's MTU and the bridge carrying the physical port's MAC (docs/design.md, facts 2 and 5);
 - the overlay bridge's OpenFlow controllers (one Controller row per target) and, for `ssl:` targets, the
@@ -30,6 +31,9 @@ TUNNEL_PREFIX = "gre-"
 DATAPATH_ID = "datapath-id"
 DISABLE_IN_BAND = "disable-in-band"
 HWADDR = "hwaddr"
+# What a controller reads over OpenFlow (the OFPMP_DESC reply) to know which switch it talks to:
+DP_DESC = "dp-desc"  # dp_desc: the switch's hostname
+DP_SN = "dp-sn"  # serial_num: the switch's VTEP, the local end of every tunnel (docs/controllers.md)
 
 OPENFLOW_PORT = 6653  # OVS's default port for tcp: and ssl: controller targets
 
@@ -235,7 +239,7 @@ def desired_ovs(
 
 def _overlay_bridge(intent: Intent, overlay: Overlay) -> BridgeSpec:
     out_of_band = intent.controllers is None or intent.controllers.connection_mode == "out-of-band"
-    other = {DATAPATH_ID: overlay.dpid}
+    other = {DATAPATH_ID: overlay.dpid, DP_DESC: intent.node.hostname, DP_SN: str(intent.node.loopback.ip)}
     if out_of_band:
         other[DISABLE_IN_BAND] = "true"
     return BridgeSpec(
@@ -244,7 +248,7 @@ def _overlay_bridge(intent: Intent, overlay: Overlay) -> BridgeSpec:
         protocols=tuple(sorted(overlay.protocols)),
         fail_mode=overlay.fail_mode,
         other_config=pairs(other),
-        other_config_keys=frozenset({DATAPATH_ID, DISABLE_IN_BAND}),
+        other_config_keys=frozenset({DATAPATH_ID, DISABLE_IN_BAND, DP_DESC, DP_SN}),
     )
 
 
