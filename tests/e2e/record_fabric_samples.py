@@ -134,7 +134,7 @@ def lldp_shapes(topo: topology.Topology) -> None:
     """lldpd stopped on spine02, then on spine01: leaf02 lists one neighbour, then none."""
     for spine, left in (("spine02", 1), ("spine01", 0)):
         node_run(topo, spine, "sh", "-c", "kill $(cat /run/lldpd.pid)")
-        settle(f"leaf02 to list {left} neighbour(s)", lambda left=left: len(heard(topo, "leaf02")) == left)  # type: ignore[misc]
+        settle(f"leaf02 to list {left} neighbour(s)", lambda left=left: len(heard(topo, "leaf02")) == left)
         name = "leaf02-one" if left else "leaf02-none"
         for fmt in ("json", "json0"):
             write(OUT / "lldp" / fmt / f"{name}.json", lldp(topo, "leaf02", fmt))

@@ -60,12 +60,12 @@ def cabling(lab: Lab, node: str) -> list[tuple[str, bool]]:
 def test_as_planned_every_switch_confirms_its_cabling_and_the_fabric(lab: tuple[Lab, Scenario]) -> None:
     lab_, _ = lab
     for node in fabric.switches(lab_.topo):
-        confirmed = wait_until(
-            lambda node=node: all(ok for _, ok in cabling(lab_, node)) and cabling(lab_, node),  # type: ignore[misc]
-            LLDP_BUDGET_S,
-            0.5,
-            f"{node}: LLDP to confirm every uplink",
-        )
+
+        def confirmed_by_lldp(node: str = node) -> list[tuple[str, bool]] | None:
+            found = cabling(lab_, node)
+            return found if all(ok for _, ok in found) else None
+
+        confirmed = wait_until(confirmed_by_lldp, LLDP_BUDGET_S, 0.5, f"{node}: LLDP to confirm every uplink")
         assert len(confirmed) == (3 if node.startswith("spine") else 2)
         code, doc = verify(lab_, node)
         assert (code, doc["degraded"]) == (0, [])

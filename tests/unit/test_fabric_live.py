@@ -338,8 +338,8 @@ def test_ecmp_findings_name_each_leaf_once_per_count() -> None:
     assert rendering is not None, found
     view = parse_view(yaml.safe_load(rendering.nodes["spine1"].texts["fabric.yaml"]))
     lsdb = planned_lsdb(view)
-    leaf2 = str(view.node_named("leaf2").router_id)  # type: ignore[union-attr]
-    spine3 = str(view.node_named("spine3").router_id)  # type: ignore[union-attr]
+    rid = {n.name: str(n.router_id) for n in view.nodes}
+    leaf2, spine3 = rid["leaf2"], rid["spine3"]
     drop_p2p(lsdb, leaf2, spine3)
     drop_p2p(lsdb, spine3, leaf2)
     r = report(view, lsdb)
