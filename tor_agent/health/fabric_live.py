@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING, Any, Literal
@@ -202,11 +202,40 @@ def _subnet(router: RouterLinks, address: IPv4Address) -> IPv4Network:
 # --- comparing -----------------------------------------------------------------------------------------
 
 
+class _Free:
+    """The adjacencies no planned link has taken yet, by router pair and by router (a fabric of 400 leaves has
+    1600 of them: no scan of all for each planned link)."""
+
+    def __init__(self, adjacencies: Iterable[Adjacency]) -> None:
+        self.all = list(adjacencies)
+        self.left = dict(enumerate(self.all))
+        self.index = {id(a): i for i, a in self.left.items()}
+        self.pairs: dict[frozenset[IPv4Address], list[int]] = defaultdict(list)
+        self.touching: dict[IPv4Address, list[int]] = defaultdict(list)
+        for i, a in self.left.items():
+            self.pairs[a.routers].append(i)
+            for router in a.routers:
+                self.touching[router].append(i)
+
+    def between(self, a: IPv4Address, b: IPv4Address) -> list[Adjacency]:
+        return [self.left[i] for i in self.pairs.get(frozenset((a, b)), ()) if i in self.left]
+
+    def at(self, router: IPv4Address) -> list[Adjacency]:
+        return [self.left[i] for i in self.touching.get(router, ()) if i in self.left]
+
+    def take(self, adjacency: Adjacency) -> Adjacency:
+        del self.left[self.index[id(adjacency)]]
+        return adjacency
+
+    def __iter__(self) -> Iterator[Adjacency]:
+        return iter(list(self.left.values()))
+
+
 @dataclass
 class _Compare:
     view: FabricView
     routers: Mapping[IPv4Address, RouterLinks]
-    free: list[Adjacency]
+    free: _Free
     findings: list[FabricFinding] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)  # the leaves of planned links found missing or wrong
 
@@ -225,13 +254,12 @@ class _Compare:
         self.findings.append(FabricFinding(kind, subject, message))
 
     def take(self, adjacency: Adjacency) -> Adjacency:
-        self.free.remove(adjacency)
-        return adjacency
+        return self.free.take(adjacency)
 
 
 def compare(view: FabricView, routers: Mapping[IPv4Address, RouterLinks]) -> FabricReport:
     """Every way the area's LSDB differs from the plan in `view`, and the notes (drained routers)."""
-    c = _Compare(view, routers, adjacencies(routers))
+    c = _Compare(view, routers, _Free(adjacencies(routers)))
     _nodes(c)
     present = [lk for lk in view.links if c.rid[lk.spine.node] in routers and c.rid[lk.leaf.node] in routers]
     matched = {}
@@ -275,7 +303,7 @@ def _nodes(c: _Compare) -> None:
 
 def _as_planned(c: _Compare, link: PlannedLink) -> Adjacency | None:
     s, lf = c.rid[link.spine.node], c.rid[link.leaf.node]
-    between = [a for a in c.free if a.routers == {s, lf}]
+    between = c.free.between(s, lf)
     if link.numbered:
         assert link.spine.address is not None and link.leaf.address is not None
         planned = (link.spine.address.ip, link.leaf.address.ip)
@@ -302,11 +330,7 @@ def _unmatched(c: _Compare, link: PlannedLink) -> None:
             continue
         expected_rid = lf if router == s else s
         taken = next(
-            (
-                a
-                for a in c.free
-                if router in a.routers and a.end(router).address == end.address.ip and expected_rid not in a.routers
-            ),
+            (a for a in c.free.at(router) if a.end(router).address == end.address.ip and expected_rid not in a.routers),
             None,
         )
         if taken is not None:
@@ -319,7 +343,7 @@ def _unmatched(c: _Compare, link: PlannedLink) -> None:
                 f"({far.where()}) instead of {expected}",
             )
             return
-    same_pair = next((a for a in c.free if a.routers == {s, lf}), None)
+    same_pair = next(iter(c.free.between(s, lf)), None)
     if same_pair is not None:
         c.take(same_pair)
         here, there = same_pair.end(s), same_pair.end(lf)
@@ -334,7 +358,7 @@ def _unmatched(c: _Compare, link: PlannedLink) -> None:
         return
     if not link.numbered:
         for router, end in ((lf, link.leaf), (s, link.spine)):
-            instead = next((a for a in c.free if router in a.routers and a.end(router).unnumbered), None)
+            instead = next((a for a in c.free.at(router) if a.end(router).unnumbered), None)
             if instead is not None:
                 far = c.take(instead).other(router)
                 expected = link.spine.node if router == lf else link.leaf.node
@@ -365,7 +389,7 @@ def _missing_why(c: _Compare, link: PlannedLink) -> str:
 
 
 def _extras(c: _Compare) -> None:
-    for adjacency in list(c.free):
+    for adjacency in c.free:
         if not adjacency.routers <= c.by_rid.keys():
             continue  # a router the plan does not have: reported once as unknown
         a, b = sorted((adjacency.a, adjacency.b), key=lambda h: (c.by_rid[h.router].role != "spine", c.name(h.router)))
@@ -378,32 +402,33 @@ def _extras(c: _Compare) -> None:
 
 # --- ECMP ----------------------------------------------------------------------------------------------
 
-Graph = dict[IPv4Address, list[tuple[IPv4Address, int]]]
+Graph = dict[
+    int, list[tuple[int, int]]
+]  # router ID as an integer (hashing IPv4Address costs 10x) -> (neighbour, metric)
 
 
 def _ecmp(c: _Compare, present: Sequence[PlannedLink]) -> tuple[int, list[tuple[str, str, int, int]]]:
     """Leaf pairs counted, and those with fewer equal-cost paths live than planned: (a, b, planned, live)."""
     live: Graph = defaultdict(list)
-    for adjacency in adjacencies(c.routers):
+    for adjacency in c.free.all:
         for h in (adjacency.a, adjacency.b):
-            live[h.router].append((h.neighbour, h.metric))
+            live[int(h.router)].append((int(h.neighbour), h.metric))
     usual = _usual_metric(c.routers.values())
     plan: Graph = defaultdict(list)
     for link in present:
-        s, lf = c.rid[link.spine.node], c.rid[link.leaf.node]
+        s, lf = int(c.rid[link.spine.node]), int(c.rid[link.leaf.node])
         plan[s].append((lf, link.spine.cost or usual))
         plan[lf].append((s, link.leaf.cost or usual))
-    avoid = frozenset(r for r, lsa in c.routers.items() if lsa.drained)
-    leaves = [n for n in c.view.nodes if n.role == "leaf" and n.router_id in c.routers]
+    avoid = frozenset(int(r) for r, lsa in c.routers.items() if lsa.drained)
+    leaves = [(n.name, int(n.router_id)) for n in c.view.nodes if n.role == "leaf" and n.router_id in c.routers]
     deficits, pairs = [], 0
-    for i, source in enumerate(leaves):
-        planned = _path_counts(plan, source.router_id, avoid)
-        now = _path_counts(live, source.router_id, avoid)
-        for target in leaves[i + 1 :]:
+    for i, (name, source) in enumerate(leaves):
+        planned, now = _path_counts(plan, source, avoid), _path_counts(live, source, avoid)
+        for target, router in leaves[i + 1 :]:
             pairs += 1
-            p, q = planned.get(target.router_id, 0), now.get(target.router_id, 0)
+            p, q = planned.get(router, 0), now.get(router, 0)
             if q < p:
-                deficits.append((source.name, target.name, p, q))
+                deficits.append((name, target, p, q))
     return pairs, deficits
 
 
@@ -413,13 +438,13 @@ def _usual_metric(routers: Iterable[RouterLinks]) -> int:
     return metrics.most_common(1)[0][0] if metrics else 1
 
 
-def _path_counts(graph: Graph, source: IPv4Address, avoid: frozenset[IPv4Address]) -> dict[IPv4Address, int]:
+def _path_counts(graph: Graph, source: int, avoid: frozenset[int]) -> dict[int, int]:
     """Equal-cost shortest paths from `source` to every router, crossing none of `avoid` (an endpoint may be
     one); parallel links count as separate paths, as in FRR's ECMP."""
-    best: dict[IPv4Address, int] = {source: 0}
-    count: dict[IPv4Address, int] = {source: 1}
+    best = {source: 0}
+    count = {source: 1}
     queue = [(0, source)]
-    done: set[IPv4Address] = set()
+    done: set[int] = set()
     while queue:
         cost, router = heapq.heappop(queue)
         if router in done:
