@@ -11,8 +11,11 @@ Per size:
 - mesh: from the same start until every leaf has a GRE tunnel with an OpenFlow port to every other leaf;
 - each agent: its full-pass time (SIGHUP, the pass the daemon then runs, median of --passes), CPU used from
   its start to the mesh, idle CPU over --idle-seconds, and resident memory;
-- then the slope of each leaf-agent figure against the number of VTEPs (least squares over the sizes) and
-  each size's figure per VTEP as a ratio to the smallest size's, measured in the same run (1.0: linear).
+- the machine's load average and a fixed piece of reference work timed beside the passes (the machine is
+  shared: a loaded machine slows every pass alike, so the pass time is also given divided by it);
+- then, per leaf-agent figure against the number of VTEPs: the least-squares slope, the slope of each step
+  between sizes, and the last step's slope as a ratio to the first step's, measured in the same run
+  (about 1: linear; well above 1: growing faster than the VTEPs).
 Goal (the fabric issue): 4x16 converged with a full mesh in <= 60 s on 2 cores; per-agent cost linear in
 the number of VTEPs. Holds each generated lab's machine-wide lock; takes every lab down again.
 """
@@ -47,6 +50,16 @@ SIZES = ((2, 4), (4, 8), (4, 16))
 UP = re.compile(r"up in ([\d.]+)s .*underlay converged ([\d.]+)s")
 TICKS = os.sysconf("SC_CLK_TCK")
 MESH_GOAL_S = 60.0
+REFERENCE_ITERATIONS = 3_000_000
+
+
+def reference_work() -> float:
+    """Wall seconds of a fixed piece of Python work: how fast this (shared) machine runs right now."""
+    start = time.monotonic()
+    total = 0
+    for i in range(REFERENCE_ITERATIONS):
+        total += i & 7
+    return time.monotonic() - start
 
 
 def generate(spines: int, leaves: int) -> dict[str, Any]:
@@ -89,6 +102,7 @@ class Agent:
     idle_pct: float = 0.0
     rss_mb: float = 0.0
     passes: list[float] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=dict)  # stage label -> seconds, per pass
 
     @property
     def pass_s(self) -> float:
@@ -102,6 +116,8 @@ class Size:
     converged_s: float = 0.0
     mesh_s: float = 0.0
     agents: list[Agent] = field(default_factory=list)
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before `up` and at the end
+    reference_s: float = 0.0  # the reference work's wall time while this size ran (the machine's speed then)
 
     @property
     def label(self) -> str:
@@ -150,6 +166,8 @@ def full_pass(topo: topology.Topology, agent: Agent, budget: float) -> float:
         return status if int(status["passes"]) > before and status.get("last_pass") else None
 
     status = wait_until(done, budget, 0.05, f"{agent.node}: the pass after SIGHUP")
+    for stage in status["last_pass"]["stages"]:
+        agent.stages.setdefault(stage["label"], []).append(float(stage["seconds"]))
     return float(status["last_pass"]["seconds"])
 
 
@@ -165,6 +183,7 @@ def measure(spines: int, leaves: int, work: Path, args: argparse.Namespace, env:
     names = [n.name for n in topo.by_role("leaf")]
     with lab_lock(topo.name), ThreadPoolExecutor(max_workers=4) as pool:
         run([str(LAB_CLI), "down", str(path)], timeout=120, env=env)
+        load_before = os.getloadavg()[0]
         start = time.monotonic()
         try:
             up = [str(LAB_CLI), "up", str(path), "--timeout", str(args.budget)]
@@ -182,9 +201,13 @@ def measure(spines: int, leaves: int, work: Path, args: argparse.Namespace, env:
             for a in size.agents:
                 a.idle_pct = (cpu_s(a.pid) - before[a.pid]) / args.idle_seconds * 100
                 a.rss_mb = rss_mib({a.pid})
+            references = []
             for _ in range(args.passes):
+                references.append(reference_work())
                 for a in size.agents:
                     a.passes.append(full_pass(topo, a, args.budget))
+            size.reference_s = statistics.median(references)
+            size.load = (load_before, os.getloadavg()[0])
         finally:
             run([str(LAB_CLI), "down", str(path)], timeout=120, env=env)
     return size
@@ -200,7 +223,9 @@ def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 def report_size(s: Size) -> None:
     verdict = "meets" if s.mesh_s <= MESH_GOAL_S else "MISSES"
-    print(f"\n{s.label}: {s.spines} spines, {s.leaves} leaves ({s.leaves} VTEPs), {s.leaves} hosts, 1 controller")
+    machine = f"load average {s.load[0]:.1f} before, {s.load[1]:.1f} after; reference work {s.reference_s:.2f} s"
+    fabric = f"{s.spines} spines, {s.leaves} leaves ({s.leaves} VTEPs), {s.leaves} hosts, 1 controller"
+    print(f"\n{s.label}: {fabric}; {machine}")
     print(f"  converged underlay {s.converged_s:6.1f} s; full tunnel mesh {s.mesh_s:6.1f} s "
           f"(goal {MESH_GOAL_S:g} s: {verdict})")  # fmt: skip
     for role in ("leaf", "spine"):
@@ -218,6 +243,9 @@ def report_size(s: Size) -> None:
             f"RSS median {statistics.median(rss):5.1f} MB (max {max(rss):.1f})",
         ]
         print(f"  {role} agents ({len(agents)}): {'; '.join(parts)}")
+        labels = list(dict.fromkeys(label for a in agents for label in a.stages))
+        by_stage = [(label, statistics.median(x for a in agents for x in a.stages.get(label, []))) for label in labels]
+        print(f"    full pass by stage (median ms): {', '.join(f'{k} {v * 1000:.0f}' for k, v in by_stage)}")
 
 
 FIGURES = (
@@ -229,25 +257,29 @@ FIGURES = (
 
 
 def report_slopes(sizes: list[Size]) -> None:
-    """Per leaf-agent figure: slope and intercept against VTEPs, and the cost per VTEP relative to the smallest
-    size (the baseline measured in this run)."""
+    """Per leaf-agent figure against the number of VTEPs: the least-squares slope, the slope of each step
+    between sizes, and the last step's slope as a ratio to the first's (1.0: linear; the baseline is this run's
+    first step). The full-pass time is given raw and divided by the reference work timed beside it (the
+    machine is shared: a loaded machine slows every pass alike)."""
     if len(sizes) < 2:
         return
-    base = sizes[0]
-    print(f"\nleaf agents against the number of VTEPs (baseline: {base.label}, this run)")
+    print("\nleaf agents against the number of VTEPs")
+    xs = [float(s.leaves) for s in sizes]
     for label, figure in FIGURES:
-        xs = [float(s.leaves) for s in sizes]
         ys = [statistics.median(figure(a) for a in s.leaf_agents()) for s in sizes]
-        slope, intercept = fit(xs, ys)
-        ratios = ", ".join(
-            f"{s.label} {(y - intercept) / s.leaves / ((ys[0] - intercept) / base.leaves):.2f}"
-            if ys[0] != intercept else f"{s.label} n/a"
-            for s, y in zip(sizes, ys, strict=True)
-        )  # fmt: skip
-        print(f"  {label:<24} slope {slope:8.3f} per VTEP, intercept {intercept:8.2f}; "
-              f"per-VTEP part vs {base.label}: {ratios}")  # fmt: skip
-    mesh = fit([float(s.leaves) for s in sizes], [s.mesh_s for s in sizes])
-    print(f"  {'full mesh (s)':<24} slope {mesh[0]:8.3f} per VTEP, intercept {mesh[1]:8.2f}")
+        _slope_line(label, xs, ys)
+        if label.startswith("full pass"):
+            _slope_line("  / reference work", xs, [y / s.reference_s / 1000 for y, s in zip(ys, sizes, strict=True)])
+    _slope_line("full mesh (s)", xs, [s.mesh_s for s in sizes])
+
+
+def _slope_line(label: str, xs: list[float], ys: list[float]) -> None:
+    slope, intercept = fit(xs, ys)
+    steps = [(y1 - y0) / (x1 - x0) for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False)]
+    ratio = f"{steps[-1] / steps[0]:.2f}" if len(steps) > 1 and steps[0] else "n/a"
+    values = " -> ".join(f"{y:.3g}" for y in ys)
+    print(f"  {label:<24} {values}; slope {slope:.3g}/VTEP (intercept {intercept:.3g}); steps "
+          f"{', '.join(f'{x:.3g}' for x in steps)}/VTEP; last/first step {ratio}")  # fmt: skip
 
 
 def main() -> int:
