@@ -2,7 +2,7 @@
 
 Each key is declared once, with `setting()`, and read by the intent's own generic reader, so a damaged or
 hand-edited file is refused with every problem at once, each naming its path: `links[3].leaf.address: ...`.
-A file of 400 leaves (about 250 kB) reads in well under a second; files over 2 MiB are refused unread.
+A file of 400 leaves on 4 spines (about 300 kB) reads in about a second; files over 2 MiB are refused unread.
 """
 
 from __future__ import annotations
