@@ -45,7 +45,7 @@ import yaml
 
 from labs.labkit.fabric import loopback
 from labs.labkit.lab import CLAB, LAB_CLI, REPO, lab_lock
-from labs.labkit.nodes import agent_daemons, agent_status, node_run, rss_mib
+from labs.labkit.nodes import AGENT_PID, agent_status, node_run, rss_mib
 from labs.nslab import topology
 from tor_agent.wait import WaitTimeout, wait_until
 
@@ -212,7 +212,7 @@ def measure(spines: int, leaves: int, work: Path, args: argparse.Namespace, env:
             size.mesh_s = time.monotonic() - start
             for role in ("spine", "leaf"):
                 for node in topo.by_role(role):
-                    (pid,) = agent_daemons(topo, node.name)
+                    pid = int(node_run(topo, node.name, "cat", AGENT_PID).stdout)  # not a scan: it forks children
                     size.agents.append(Agent(node.name, role, pid, cpu_to_mesh_s=cpu_s(pid)))
             print(f"  {said.strip().splitlines()[-1]}", flush=True)
             before = {a.pid: cpu_s(a.pid) for a in size.agents}
