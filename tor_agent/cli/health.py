@@ -127,7 +127,8 @@ def cabling_lines(hostname: str, cabling: Cabling | None) -> list[str]:
 def status(config: Path, as_json: bool, only: str | None, state_dir: Path) -> None:
     """Show the underlay of the intent file CONFIG: the OSPF neighbour and BFD session of every uplink, all BFD
     sessions, and the route to every known VTEP (on a spine: every other loopback) with its nexthops as OSPF,
-    zebra and the kernel FIB see them, plus what `verify` would report; on a leaf with controllers, their
+    zebra and the kernel FIB see them, the cabling of each uplink whose neighbour the intent names (LLDP and
+    the OSPF neighbour's router ID), plus what `verify` would report; on a leaf with controllers, their
     connections and alarms too (as `tor-agent controllers`); on a leaf, every tunnel peer with its port, ofport,
     BFD state and route; and every interface the intent names that is missing. Changes nothing. Exit 0
     whenever the state could be read. CONFIG defaults to /etc/tor-agent/agent.yaml ($TOR_AGENT_CONFIG).
