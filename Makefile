@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 RUN     := $(BIN)/python -m
 APT_PKGS := frr frr-pythontools openvswitch-switch python3-openvswitch python3-pyroute2 python3-click \
             python3-jinja2 python3-yaml python3-venv python3-pip iproute2 iputils-ping nftables ethtool procps \
-            python3-hypothesis curl
+            python3-hypothesis curl lldpd
 
 VENV_PYPI := .venv-pypi
 

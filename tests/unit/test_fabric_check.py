@@ -196,6 +196,10 @@ def test_duplicate_router_ids_loopbacks_and_dpids(fabric: Fabric) -> None:
     fabric.edit("leaf2", **{"node.router_id": "198.18.0.11"})
     fabric.edit("leaf3", **{"node.loopback": "198.18.0.12/32", "overlay.dpid": "00000000000000a1"})
     errors, _ = fabric.check()
+    assert errors.pop(0) == (  # the spines' expected neighbours still have leaf2's rendered router ID
+        "router ID 198.18.0.11: leaf2's intent has 198.18.0.11, but spine1:eth2 and spine2:eth2 expect 198.18.0.12 "
+        "(underlay.uplinks[].neighbour.router_id): render the fabric again"
+    )
     assert errors == [
         "router ID 198.18.0.11: is used by leaf1 and leaf2 (node.router_id): each switch needs its own",
         "loopback 198.18.0.12: is used by leaf2 and leaf3 (node.loopback): each switch needs its own",
@@ -207,7 +211,9 @@ def test_spine_loopback_inside_and_leaf_loopback_outside_the_vtep_prefix(fabric:
     fabric.edit("spine2", **{"node.loopback": "198.18.0.2/32", "node.router_id": "198.18.0.2"})
     fabric.edit("leaf3", **{"node.loopback": "198.18.7.13/32", "node.router_id": "198.18.7.13"})
     errors, _ = fabric.check()
-    assert errors == [
+    stale = [e for e in errors if "(underlay.uplinks[].neighbour.router_id)" in e]
+    assert [e.split(":")[0] for e in stale] == ["router ID 198.18.0.2", "router ID 198.18.7.13"]
+    assert [e for e in errors if e not in stale] == [
         "VTEP prefix 198.18.0.0/24: holds spine2's loopback 198.18.0.2: leaf1, leaf2 and leaf3 would build a tunnel "
         "to a spine (keep spine loopbacks outside overlay.tunnels.discover.ospf_prefix)",
         "leaf3's loopback 198.18.7.13: is outside the VTEP prefix 198.18.0.0/24 (overlay.tunnels.discover.ospf_prefix)"
@@ -284,11 +290,30 @@ def test_every_problem_at_once(fabric: Fabric) -> None:
     fabric.edit("leaf3", **{"overlay.dpid": "00000000000000a2", "node.loopback": "198.18.255.13/32"})
     (fabric.intents / "spine2" / "agent.yaml").write_text("version: 1\nnode: [\n")
     errors, warnings = fabric.check()
-    assert len(errors) == 9 and warnings == [], (errors, warnings)
+    assert len(errors) == 10 and warnings == [], (errors, warnings)
     assert errors[0].startswith(f"{fabric.intents}/spine2/agent.yaml: line 3, column 1: ")
     topics = ["mtu differs", "hello_interval_s differs", "router ID 198.18.0.11", "DPID 00000000000000a2"]
-    topics += ["is outside the VTEP prefix", "192.0.2.42 is host2's"]
+    topics += ["is outside the VTEP prefix", "192.0.2.42 is host2's", "spine1:eth2 expects 198.18.0.12"]
     assert all(any(t in e for e in errors) for t in topics), errors
+
+
+def test_an_expected_neighbour_the_topology_does_not_link_is_an_error(fabric: Fabric) -> None:
+    fabric.edit("leaf1", **{"underlay.uplinks[0].neighbour.port": "eth7"})
+    fabric.edit("spine2", **{"underlay.uplinks[2].neighbour.node": "leaf9"})
+    errors, _ = fabric.check()
+    assert errors == [
+        "link spine1:eth1 -- leaf1:eth1: leaf1:eth1 expects spine1:eth7 at its far end "
+        "(underlay.uplinks[0].neighbour) but the topology links it to spine1:eth1",
+        "link spine2:eth3 -- leaf3:eth2: spine2:eth3 expects leaf9:eth2 at its far end "
+        "(underlay.uplinks[2].neighbour) but the topology links it to leaf3:eth2",
+    ]
+
+
+def test_intents_without_expected_neighbours_are_checked_as_before(fabric: Fabric) -> None:
+    for node in ("spine1", "spine2", "leaf1", "leaf2", "leaf3"):
+        uplinks = len(fabric.doc(node)["underlay"]["uplinks"])
+        fabric.edit(node, **{f"underlay.uplinks[{i}].neighbour": None for i in range(uplinks)})
+    assert fabric.check() == ([], [])
 
 
 def test_fewer_than_two_spines_is_a_warning(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "Controllers",
     "Discover",
     "Intent",
+    "Neighbour",
     "Node",
     "Ospf",
     "OspfAuth",
@@ -130,6 +131,16 @@ class Ospf:
 
 
 @dataclass(frozen=True)
+class Neighbour:
+    node: str = setting(
+        parse=v.hostname,
+        doc="the switch at the far end: its hostname, as it announces itself in LLDP (its `node.hostname`)",
+    )
+    router_id: IPv4Address = setting(parse=v.ipv4_host, doc="its OSPF router ID")
+    port: str = setting(parse=v.ifname, doc="its interface at the far end of this link (a Linux interface name)")
+
+
+@dataclass(frozen=True)
 class Uplink:
     name: str = setting(parse=v.ifname, doc="Linux interface name, 1..15 of letters, digits, `_ . @ -`; unique")
     address: IPv4Interface | None = setting(
@@ -149,6 +160,12 @@ class Uplink:
         default_doc="`br-<name>`",
         doc="only with `overlay.datapath: netdev`: the OVS bridge that holds this uplink; "
         "set it when `br-<name>` exceeds 15 characters",
+    )
+    neighbour: Neighbour | None = setting(
+        None,
+        default_doc="absent (cabling not checked)",
+        doc="the switch expected at the far end (`tor-agent fabric render` writes it): `verify` fails naming "
+        "expected and found when LLDP or the OSPF neighbour's router ID shows another one",
     )
 
     @property

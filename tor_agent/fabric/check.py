@@ -1,7 +1,8 @@
 """Cross-switch consistency of a fabric's intents against its topology (pure): every problem at once.
 
 The single-switch rules are the intent loader's; these are the ones no single intent can see: the two
-ends of every leaf-spine link agree (addresses, MTU, OSPF area, timers, authentication, BFD), router IDs,
+ends of every leaf-spine link agree (addresses, MTU, OSPF area, timers, authentication, BFD, the neighbour
+each end expects), router IDs,
 loopbacks and DPIDs are unique, link subnets do not overlap, and the overlay (`check_overlay`) reaches
 every leaf and no spine.
 """
@@ -63,6 +64,7 @@ class Fabric:
             for name, intent in self.intents.items()
         }
         self.adjacencies: list[Adjacency] = []  # filled by the link checks
+        self.stale_ids: dict[tuple[str, ipaddress.IPv4Address], list[Port]] = defaultdict(list)  # ... and this
         self._leaves = [n for n, i in self.intents.items() if i.node.role == "leaf" and i.overlay is not None]
         self._spines = [n for n, i in self.intents.items() if i.node.role == "spine"]
 
@@ -89,6 +91,7 @@ def check_fabric(topo: Topology, intents: Mapping[str, Intent], unread: Iterable
     _coverage(fabric, intents, fabric.unread, f)
     for link in topo.fabric_links:
         _link(fabric, link, f)
+    _stale_router_ids(fabric, f)
     _stray_uplinks(fabric, f)
     _overlaps(fabric, f)
     _unique(fabric, f)
@@ -158,6 +161,38 @@ def _link(fabric: Fabric, link: FabricLink, f: Findings) -> None:
                 both,
             )
     _keys(subject, spine, leaf, fabric, f)
+    for here, there in ((spine, leaf), (leaf, spine)):
+        _neighbour(subject, here, there, fabric, f)
+
+
+def _neighbour(subject: str, here: Port, there: Port, fabric: Fabric, f: Findings) -> None:
+    """The neighbour an uplink expects is the switch and port the topology links it to, with that switch's
+    router ID (stale router IDs are reported once per switch, by `_stale_router_ids`)."""
+    expected = here.uplink.neighbour
+    if expected is None:
+        return
+    far = fabric.intents[there.node].node
+    if (expected.node, expected.port) != (far.hostname, there.uplink.name):
+        f.error(
+            subject,
+            f"{here} expects {expected.node}:{expected.port} at its far end ({here.path}.neighbour) but the "
+            f"topology links it to {far.hostname}:{there.uplink.name}",
+            [here.node, there.node],
+        )
+    elif expected.router_id != far.router_id:
+        fabric.stale_ids[(there.node, expected.router_id)].append(here)
+
+
+def _stale_router_ids(fabric: Fabric, f: Findings) -> None:
+    for (node, old), ports in fabric.stale_ids.items():
+        now = fabric.intents[node].node.router_id
+        f.error(
+            f"router ID {now}",
+            f"{node}'s intent has {now}, but {names([str(p) for p in ports], limit=4)} "
+            f"expect{'s' if len(ports) == 1 else ''} {old} "
+            "(underlay.uplinks[].neighbour.router_id): render the fabric again",
+            [node, *dict.fromkeys(p.node for p in ports)],
+        )
 
 
 def _address(u: Uplink) -> str:

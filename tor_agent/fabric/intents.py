@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tor_agent.config import Intent, load_text, schema
+from tor_agent.config import Intent, load_text, schema, values
+from tor_agent.config.declare import Invalid
 from tor_agent.errors import ConfigError
 from tor_agent.fabric.findings import Findings, names
 from tor_agent.fabric.merge import Origin, Provenance, merge
@@ -48,6 +49,7 @@ class Draft:
     doc: dict[str, Any]
     prov: Provenance
     loopback: str  # as derived, to see whether the settings moved it
+    far: dict[str, str] = field(default_factory=dict)  # uplink name -> the switch at its other end
 
     def get(self, path: str) -> Any:
         value: Any = self.doc
@@ -87,6 +89,7 @@ def build_intents(topo: Topology, settings: Settings, plan: Plan, f: Findings) -
         _merge_settings(draft, settings)
         _uplink_selectors(draft, settings, f)
         _router_id_follows_loopback(draft)
+    _neighbours(drafts)
     if settings.fabric.tunnel_peers == "static":
         _static_peers(drafts)
     problems: dict[tuple[str, str], _Seen] = defaultdict(_Seen)  # one line per (origin, message)
@@ -115,6 +118,7 @@ _SHAPES: dict[str, type] = {
     "underlay.ospf.bfd": schema.Bfd,
     "underlay.ospf.authentication": schema.OspfAuth,
     "underlay.uplinks[]": schema.Uplink,
+    "underlay.uplinks[].neighbour": schema.Neighbour,
     "overlay": schema.Overlay,
     "overlay.tunnels": schema.Tunnels,
     "overlay.tunnels.discover": schema.Discover,
@@ -168,18 +172,22 @@ def _derive(topo: Topology, settings: Settings, plan: Plan, sp: SwitchPlan) -> D
         (lp for lp in plan.links if name in (lp.link.spine.node, lp.link.leaf.node)),
         key=lambda lp: natural_key(lp.link.end(name).iface),
     )
+    fars: dict[str, str] = {}
     for i, lp in enumerate(links):
         address = lp.address(name)
         uplink: dict[str, Any] = {"name": lp.link.end(name).iface}
         uplink.update({"address": str(address)} if address is not None else {"unnumbered": True})
         uplink["mtu"] = lp.link.mtu
+        far = lp.link.other(name)
+        uplink["neighbour"] = {"node": far.node, "router_id": "", "port": far.iface}  # node and ID: _neighbours
         doc["underlay"]["uplinks"].append(uplink)
+        fars[uplink["name"]] = far.node
         prov.record(f"underlay.uplinks[{i}]", Origin(topo.link_path(lp.link), "", exact=False))
         if address is not None and lp.link.spine_address is None:
             prov.record(f"underlay.uplinks[{i}].address", Origin(settings.source, "fabric.links", exact=False))
     if node.role == "leaf":
         _derive_leaf(topo, settings, plan, sp, doc, prov)
-    return Draft(name, node.role, doc, prov, loopback)
+    return Draft(name, node.role, doc, prov, loopback, fars)
 
 
 def _derive_leaf(
@@ -251,6 +259,32 @@ def _router_id_follows_loopback(draft: Draft) -> None:
     if isinstance(loopback, str) and loopback != draft.loopback:
         node["router_id"] = loopback.split("/", 1)[0]
         draft.prov.record("node.router_id", draft.prov.of("node.loopback"))
+
+
+def _neighbours(drafts: dict[str, Draft]) -> None:
+    """Each generated uplink's expected neighbour: the far switch's hostname and router ID as finally merged
+    (settings may move either), unless the settings set them."""
+    for draft in drafts.values():
+        uplinks = draft.get("underlay.uplinks")
+        for i, uplink in enumerate(uplinks if isinstance(uplinks, list) else []):
+            neighbour = uplink.get("neighbour") if isinstance(uplink, dict) else None
+            far = drafts.get(draft.far.get(str(uplink.get("name")), "")) if isinstance(uplink, dict) else None
+            if far is None or not isinstance(neighbour, dict):
+                continue
+            at = f"underlay.uplinks[{i}].neighbour"
+            derived = [key for key in ("node", "router_id") if draft.prov.derived(f"{at}.{key}")]
+            far_values = {"node": far.get("node.hostname"), "router_id": far.get("node.router_id")}
+            neighbour.update({key: far_values[key] for key in derived})
+            if not all(_valid(key, neighbour[key]) for key in derived):
+                del uplink["neighbour"]  # the far switch's own intent reports its hostname or router ID
+
+
+def _valid(key: str, value: Any) -> bool:
+    try:
+        (values.hostname if key == "node" else values.ipv4_host)(value)
+    except Invalid:
+        return False
+    return True
 
 
 def _static_peers(drafts: dict[str, Draft]) -> None:

@@ -1,8 +1,9 @@
 """`fabric.yaml`: the whole fabric as rendered, seen from one switch (pure).
 
-Written beside each switch's `agent.yaml` so the switch can later check what it sees (OSPF neighbours,
-the LSDB) against what was planned: every node with its role, router ID and loopback, every leaf-spine
-link with both ends' ports and addresses, and, for this switch, the neighbour expected on each uplink.
+Written beside each switch's `agent.yaml` so the switch can check what it sees (the area's LSDB: `tor-agent
+verify --fabric`, read back by `tor_agent.fabric.planned`) against what was planned: every node with its
+role, router ID and loopback, every leaf-spine link with both ends' ports, addresses and OSPF costs, and,
+for this switch, the neighbour expected on each uplink.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ VIEW_FILE = "fabric.yaml"
 VIEW_VERSION = 1
 HEADER = (
     "The fabric {fabric} as `tor-agent fabric render` planned it, seen from {name}: what {name} should\n"
-    "find at the far end of each uplink, and every node and leaf-spine link. Not read by tor-agent run."
+    "find at the far end of each uplink, and every node and leaf-spine link. Read by tor-agent verify --fabric."
 )
 
 
@@ -73,6 +74,7 @@ def _link(link: FabricLink, ports: Mapping[str, Mapping[str, Uplink]]) -> Flow:
     ends = {}
     for role, ep in (("spine", link.spine), ("leaf", link.leaf)):
         uplink = ports[ep.node].get(ep.iface)
-        ends[role] = Flow({"node": ep.node, "port": ep.iface, **_address(uplink)})
+        cost = {"cost": uplink.cost} if uplink is not None and uplink.cost is not None else {}
+        ends[role] = Flow({"node": ep.node, "port": ep.iface, **_address(uplink), **cost})
     mtu = next((u.mtu for u in (ports[link.spine.node].get(link.spine.iface),) if u is not None), link.mtu)
     return Flow({**ends, "mtu": mtu})

@@ -1,14 +1,18 @@
 """What `status`, `verify` and `drain` read, through the drivers: FRR's and the kernel's underlay, the area's
-link-state database, OVSDB's tunnels with ovs-vswitchd's BFD sessions and route table, and the kernel's
-interfaces. Reads only."""
+link-state database, OVSDB's tunnels with ovs-vswitchd's BFD sessions and route table, the kernel's
+interfaces, and lldpd's neighbours (through `lldpcli`). Reads only."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from ipaddress import IPv4Address
 
 from tor_agent.config.schema import Intent
 from tor_agent.frr.vtysh import Vtysh
+from tor_agent.health.fabric_live import RouterLinks, parse_router_links
 from tor_agent.health.lsdb import ROUTER_LSAS, Lsdb, PairLoss, drain_losses, parse_lsdb
+from tor_agent.health.neighbours import LLDP_NEIGHBOURS, LldpNeighbour, LldpUnavailable, parse_lldp
 from tor_agent.health.overlay import OverlayState, TunnelRow
 from tor_agent.health.parts import MissingPart, missing_parts
 from tor_agent.health.underlay import UnderlayState, bfd_enabled, collect
@@ -19,6 +23,7 @@ from tor_agent.ovs.routes import OvsRouteTable
 from tor_agent.ovs.state import OvsSnapshot
 
 SHOW_TIMEOUT_S = 10.0  # a show command answers in ~20 ms; a stuck daemon must not hang a periodic verify
+LLDP_TIMEOUT_S = 5.0  # lldpcli answers in a few ms
 
 
 def read_underlay(intent: Intent, timeout_s: float = SHOW_TIMEOUT_S) -> UnderlayState:
@@ -70,3 +75,29 @@ def read_lsdb(timeout_s: float = SHOW_TIMEOUT_S) -> Lsdb:
 def drain_check(intent: Intent, min_paths: int = 1) -> list[PairLoss]:
     """The router pairs that draining this switch would leave with fewer than `min_paths` paths."""
     return drain_losses(read_lsdb(), intent.node.router_id, min_paths)
+
+
+def read_router_links(timeout_s: float = SHOW_TIMEOUT_S) -> dict[IPv4Address, RouterLinks]:
+    """Every router LSA of the area with its links, addresses and stub networks, as this switch's ospfd holds them."""
+    return parse_router_links(Vtysh(timeout_s=timeout_s).show_json(ROUTER_LSAS))
+
+
+def read_lldp(timeout_s: float = LLDP_TIMEOUT_S) -> tuple[LldpNeighbour, ...]:
+    """lldpd's neighbours on every interface; LldpUnavailable saying why when lldpd cannot be asked."""
+    command = " ".join(LLDP_NEIGHBOURS)
+    try:
+        done = subprocess.run(list(LLDP_NEIGHBOURS), capture_output=True, text=True, timeout=timeout_s, check=False)
+    except FileNotFoundError as e:
+        raise LldpUnavailable("lldpcli is not installed (apt install lldpd)") from e
+    except subprocess.TimeoutExpired as e:
+        raise LldpUnavailable(f"`{command}` did not answer within {timeout_s:g} s") from e
+    except OSError as e:
+        raise LldpUnavailable(f"`{command}`: {e}") from e
+    if done.returncode != 0:
+        said = " ".join((done.stderr or done.stdout).split())[:300] or f"exit {done.returncode}"
+        raise LldpUnavailable(f"lldpd does not answer (is it running?): {said}")
+    try:
+        doc = json.loads(done.stdout)
+    except ValueError as e:
+        raise LldpUnavailable(f"`{command}`: output is not JSON: {e}") from e
+    return parse_lldp(doc)
