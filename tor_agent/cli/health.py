@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.cli.controllers import read_controllers
-from tor_agent.config import load
-from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_OK, EXIT_RUNTIME, RuntimeFailure
-from tor_agent.health import Degraded, UnderlayStatus, judge
-from tor_agent.health import status as underlay_status
-from tor_agent.health.controllers import ControllerAlarm, ControllersStatus, alarm_grace_s
-from tor_agent.health.controllers import judge as judge_controllers
-from tor_agent.health.controllers import status_lines as controller_lines
-from tor_agent.health.controllers import verify as verify_controllers
-from tor_agent.health.overlay import check_overlay, overlay_lines, verify_line
-from tor_agent.health.parts import MissingPart, parts_lines
-from tor_agent.health.readers import read_overlay, read_parts, read_underlay
-from tor_agent.health.report import status_lines, verify_lines
+
+if TYPE_CHECKING:
+    from tor_agent.config.schema import Intent
+    from tor_agent.health import UnderlayState
+    from tor_agent.health.controllers import ControllerAlarm, ControllersStatus
+    from tor_agent.health.overlay import OverlayProblem, OverlayState, OverlayStatus
+    from tor_agent.health.parts import MissingPart
 
 ONLY = click.option(
     "--only",
@@ -33,9 +29,51 @@ ONLY = click.option(
 )
 
 
+# The readers, imported when a command runs (pyroute2, the OVS library); tests replace these names.
+
+
+def read_underlay(intent: Intent) -> UnderlayState:
+    """FRR's and the kernel's view of the underlay (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_underlay as read
+
+    return read(intent)
+
+
+def read_parts(intent: Intent) -> list[MissingPart]:
+    """The interfaces the intent names that are not there (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_parts as read
+
+    return read(intent)
+
+
+def read_overlay(intent: Intent) -> OverlayState:
+    """The overlay as OVSDB, ovs-vswitchd and the kernel have it (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_overlay as read
+
+    return read(intent)
+
+
+def read_controllers(intent: Intent) -> ControllersStatus:
+    """The controllers of the intent's overlay bridge (tor_agent.cli.controllers)."""
+    from tor_agent.cli.controllers import read_controllers as read
+
+    return read(intent)
+
+
+def check_overlay(
+    intent: Intent, read: Callable[[], OverlayState]
+) -> tuple[OverlayStatus | None, list[OverlayProblem]]:
+    """The overlay section (tor_agent.health.overlay.check_overlay)."""
+    from tor_agent.health.overlay import check_overlay as check
+
+    return check(intent, read)
+
+
 def check_parts(intent: Intent, only: str | None = None) -> list[MissingPart]:
     """The interfaces the intent names that are not there (`only="underlay"`: the loopback and uplinks);
     one finding naming the error when the kernel cannot be asked."""
+    from tor_agent.health.parts import MissingPart
+
     try:
         parts = read_parts(intent)
     except RuntimeFailure as e:
@@ -47,6 +85,8 @@ def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatu
     """The controllers section: None and no alarm when the intent has no controllers (spines); an alarm
     naming the error when OVSDB cannot be read. Alarms wait the intent's `controllers.alarm_grace_s`;
     `verifying`: no controller connected fails at once."""
+    from tor_agent.health.controllers import ControllerAlarm, alarm_grace_s, judge, verify
+
     if intent.controllers is None or intent.overlay is None:
         return None, []
     try:
@@ -54,7 +94,7 @@ def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatu
     except RuntimeFailure as e:
         return None, [ControllerAlarm("read", intent.overlay.bridge, f"cannot read the controllers: {e}")]
     grace = alarm_grace_s(intent)
-    return st, verify_controllers(st, grace) if verifying else judge_controllers(st, grace)
+    return st, verify(st, grace) if verifying else judge(st, grace)
 
 
 @click.command()
@@ -75,6 +115,13 @@ def status(config: Path, as_json: bool, only: str | None) -> None:
       tor-agent status /etc/tor-agent/agent.yaml
       tor-agent status --json /etc/tor-agent/agent.yaml | jq '.vteps[] | {address, width}'
     """
+    from tor_agent.config import load
+    from tor_agent.health import judge
+    from tor_agent.health import status as underlay_status
+    from tor_agent.health.controllers import status_lines as controller_lines
+    from tor_agent.health.overlay import overlay_lines
+    from tor_agent.health.report import status_lines
+
     intent = load(config)
     st = underlay_status(read_underlay(intent), intent)
     problems = judge(st)
@@ -119,6 +166,13 @@ def verify(config: Path, as_json: bool, only: str | None) -> None:
       tor-agent verify /etc/tor-agent/agent.yaml
       watch -n 2 tor-agent verify --json /etc/tor-agent/agent.yaml
     """
+    from tor_agent.config import load
+    from tor_agent.health import Degraded, UnderlayStatus, judge
+    from tor_agent.health import status as underlay_status
+    from tor_agent.health.overlay import verify_line
+    from tor_agent.health.parts import parts_lines
+    from tor_agent.health.report import verify_lines
+
     intent = load(config)
     st: UnderlayStatus | None = None
     try:

@@ -1,0 +1,75 @@
+"""What each `tor-agent` command imports: a switch CPU pays for pyroute2, the OVS library and Jinja2 only in the
+commands that use them (the import-time budget, counted in modules rather than seconds; bench/footprint.py
+measures the seconds). Each case runs the command in a fresh interpreter and lists sys.modules at its end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tor_agent.cli import COMMANDS, main
+
+REPO = Path(__file__).resolve().parents[2]
+LEAF = str(REPO / "examples" / "leaf1.yaml")
+HEAVY = ("pyroute2", "ovs", "jinja2", "markupsafe", "unittest", "asyncio")
+PROBE = """
+import json, sys
+from tor_agent.cli import main
+try:
+    main(sys.argv[1:], prog_name="tor-agent")
+except SystemExit:
+    pass
+sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n")
+"""
+
+
+def imported(*args: str) -> set[str]:
+    """The modules loaded by the end of `tor-agent ARGS`."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, check=False, cwd=REPO
+    )
+    line = next((x for x in done.stderr.splitlines() if x.startswith("MODULES ")), None)
+    assert line is not None, done.stderr
+    return set(json.loads(line.removeprefix("MODULES ")))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+def test_version_imports_click_and_nothing_of_tor_agent_but_the_group() -> None:
+    modules = imported("--version")
+    assert heavy(modules) == []
+    assert sorted(m for m in modules if m.startswith("tor_agent")) == ["tor_agent", "tor_agent.cli"]
+    assert "yaml" not in modules
+
+
+@pytest.mark.parametrize("args", [["--help"], *([name, "--help"] for name in COMMANDS)], ids=str)
+def test_help_imports_no_network_library_nor_jinja(args: list[str]) -> None:
+    assert heavy(imported(*args)) == []
+
+
+def test_check_loads_the_intent_without_network_libraries_nor_jinja() -> None:
+    modules = imported("check", LEAF)
+    assert heavy(modules) == []
+    assert "tor_agent.config" in modules
+    assert not [m for m in modules if m.startswith(("tor_agent.net", "tor_agent.ovs", "tor_agent.health"))]
+
+
+def test_render_imports_jinja_but_no_network_library() -> None:
+    modules = imported("render", LEAF)
+    assert "jinja2" in modules
+    assert [m for m in heavy(modules) if not m.startswith(("jinja2", "markupsafe"))] == []
+
+
+def test_every_command_of_the_table_loads_and_lists_its_own_help() -> None:
+    ctx = main.make_context("tor-agent", ["--help"], resilient_parsing=True)
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert command.get_short_help_str()
+    assert main.list_commands(ctx) == sorted(COMMANDS)
