@@ -48,6 +48,7 @@ from tor_agent.reconcile.overlay import LoopStats
 from tor_agent.reconcile.ovs_rows import OvsRows
 from tor_agent.reconcile.report import EngineReport
 from tor_agent.reconcile.stages import Prepared
+from tor_agent.render.isolated import ChildRenderer
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Daemon:
         self.notify = notify or SdNotify.from_env()
         self.lock = EngineLock(options.lock) if options.lock else EngineLock()
         self.drivers = drivers(options.state_dir)
-        self.engine = Engine(self.drivers, self.lock, hold=TunnelHold())
+        self.engine = Engine(self.drivers, self.lock, hold=TunnelHold(), render=ChildRenderer())
         self.schedule = Schedule(options.full_every, options.debounce)
         self.reporter = Reporter(options.status_file, options.metrics_file)
         self._monitor_factory = monitor

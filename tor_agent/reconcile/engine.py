@@ -10,6 +10,7 @@ Two phases:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,12 +46,13 @@ class Engine:
     lock: EngineLock = field(default_factory=EngineLock)
     hold: TunnelHold | None = None  # the daemon's: tunnels outlive a brief loss of their peer's route
     template_dir: Path | None = None
+    render: Callable[[Intent, Path | None], str] = render_frr  # the daemon's renders in a child (render.isolated)
 
     def prepare(self, intent: Intent) -> Prepared:
         """Check `intent` through every stage without changing anything. Raises IntentRefused (the intent's
         fault), or a RuntimeFailure when a check itself cannot run (no templates, no vtysh)."""
         try:
-            text = render_frr(intent, self.template_dir)
+            text = self.render(intent, self.template_dir)
             self.drivers.frr.check(text)
         except ConfigRefused as e:
             raise IntentRefused(intent.source, str(e)) from e
