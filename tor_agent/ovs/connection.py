@@ -1,7 +1,8 @@
 """The OVS driver: one OVSDB IDL connection, snapshots of it, and one-transaction apply.
 
-The only module importing the `ovs` library. Works with Debian's python3-openvswitch 3.1 and PyPI's
-`ovs` 4.x. Only the tables and columns tor-agent needs are replicated (RSS and update traffic).
+With tor_agent.ovs.unixctl (ovs-vswitchd's unixctl socket), the only module importing the `ovs` library.
+Works with Debian's python3-openvswitch 3.1 and PyPI's `ovs` 4.x. Only the tables and columns tor-agent
+needs are replicated (RSS and update traffic).
 """
 
 from __future__ import annotations
