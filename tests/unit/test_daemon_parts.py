@@ -70,6 +70,34 @@ def test_schedule_no_event_pass_before_ready_and_a_hold_down_ends_in_an_overlay_
     assert s.due(22.0, ready=True) is None and s.due(22.05, ready=True) == "overlay"
 
 
+def test_schedule_a_reroute_runs_a_routes_pass_after_the_settle_and_the_overlay_pass_stays_due() -> None:
+    s = Schedule(full_every=30.0, debounce=0.05, next_full=1000.0, settle=0.002)
+    s.netlink(NetlinkChanges(routes=True), 10.0)
+    s.reroute(10.0)
+    assert s.due(10.001, ready=True) is None and s.deadline(ready=True) == pytest.approx(10.002)
+    assert s.due(10.002, ready=True) == "routes"
+    s.started("routes")
+    s.finished("routes", failed=True, now=10.003)  # no timer moves: the overlay pass does what it could not
+    assert s.next_full == 1000.0 and s.backoff == 0.0
+    assert s.due(10.004, ready=True) is None and s.deadline(ready=True) == pytest.approx(10.05)
+    assert s.due(10.05, ready=True) == "overlay"
+
+
+def test_schedule_a_stream_of_reroutes_waits_at_most_the_cap_and_an_overlay_pass_due_covers_it() -> None:
+    s = Schedule(full_every=30.0, debounce=0.05, next_full=1000.0, settle=0.002)
+    now = 10.0
+    while s.due(now, ready=True) is None:
+        s.reroute(now)
+        now += 0.0015  # always within the settle of the last one
+    assert now == pytest.approx(10.0105)  # the first step past first + 5 x settle, not never
+    s.started("routes")
+    s.netlink(NetlinkChanges(routes=True), 20.0)
+    s.reroute(20.0)
+    assert s.due(20.06, ready=True) == "overlay"  # both due: the overlay pass moves the routes too
+    s.started("overlay")
+    assert s.due(20.07, ready=True) is None and s.reroute_first is None
+
+
 def test_try_held_does_not_block_while_another_holds_the_lock(tmp_path: Path) -> None:
     lock, other = EngineLock(tmp_path / "lock"), EngineLock(tmp_path / "lock")  # two "processes"
     with other.held(), lock.try_held() as got:

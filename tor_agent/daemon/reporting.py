@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tor_agent.config.schema import Intent
+from tor_agent.daemon.kernel import CpuTimes
 from tor_agent.daemon.metrics import AgentMetrics, write_textfile
 from tor_agent.errors import RuntimeFailure
 from tor_agent.fileio import replace_file
@@ -18,7 +20,27 @@ from tor_agent.reconcile.report import EngineReport
 
 log = logging.getLogger(__name__)
 
+NO_CPU = CpuTimes(0.0, 0.0)
+
 UNDERLAY_READ_TIMEOUT_S = 5.0
+
+
+@dataclass
+class PassCpu:
+    """The CPU time the passes of one scope took: how many, in all, the last one."""
+
+    passes: int = 0
+    total: CpuTimes = NO_CPU
+    last: CpuTimes = NO_CPU
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "passes": self.passes,
+            "cpu_s": round(self.total.total, 4),
+            "children_cpu_s": round(self.total.children, 4),
+            "last_cpu_s": round(self.last.total, 4),
+            "last_children_cpu_s": round(self.last.children, 4),
+        }
 
 
 class Reporter:
@@ -27,6 +49,24 @@ class Reporter:
     def __init__(self, status_file: Path, metrics_file: Path | None) -> None:
         self.status_file, self.metrics_file = status_file, metrics_file
         self.metrics = AgentMetrics()
+        self.pass_cpu: dict[str, PassCpu] = {}
+
+    def cpu(self, scope: str, used: CpuTimes) -> None:
+        """Count the CPU time one pass of `scope` took (the agent's threads and the processes it ran)."""
+        entry = self.pass_cpu.setdefault(scope, PassCpu())
+        entry.passes += 1
+        entry.total = CpuTimes(entry.total.own + used.own, entry.total.children + used.children)
+        entry.last = used
+        self.metrics.pass_cpu_seconds[scope] = entry.total.total
+
+    def cpu_json(self) -> dict[str, Any]:
+        """The CPU section of the status file: per scope, and the agent's whole CPU time so far."""
+        whole = CpuTimes.now()
+        return {
+            "process_s": round(whole.own, 3),
+            "children_s": round(whole.children, 3),
+            "passes": {scope: entry.as_json() for scope, entry in sorted(self.pass_cpu.items())},
+        }
 
     def record(self, report: EngineReport, ready: bool) -> None:
         """Count a pass: before the first good one changes are the initial apply, after it they repair drift."""
@@ -52,6 +92,7 @@ class Reporter:
         """Write the textfile now (when there is one)."""
         if self.metrics_file is None:
             return
+        self.metrics.cpu_seconds = CpuTimes.now().total
         try:
             write_textfile(self.metrics, self.metrics_file)
         except OSError as e:

@@ -31,6 +31,7 @@ from typing import Any
 
 from tor_agent.config import load
 from tor_agent.daemon.control import ControlServer, Request
+from tor_agent.daemon.kernel import CpuTimes, KeptRoutes
 from tor_agent.daemon.notify import SdNotify
 from tor_agent.daemon.paths import CONTROL_SOCKET, STATUS_FILE
 from tor_agent.daemon.reporting import Reporter
@@ -38,8 +39,8 @@ from tor_agent.daemon.schedule import Schedule, Scope
 from tor_agent.daemon.signals import received, signal_pipe
 from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, ConfigError, RuntimeFailure
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
-from tor_agent.model.peers import TunnelHold
-from tor_agent.net import NetlinkMonitor
+from tor_agent.model.peers import TunnelHold, uplink_bridges
+from tor_agent.net.monitor import NetlinkChanges, NetlinkMonitor
 from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 from tor_agent.reconcile.drivers import Drivers, switch_drivers
 from tor_agent.reconcile.engine import Engine, IntentRefused
@@ -87,6 +88,8 @@ class Daemon:
         self.notify = notify or SdNotify.from_env()
         self.lock = EngineLock(options.lock) if options.lock else EngineLock()
         self.drivers = drivers(options.state_dir)
+        self.kept = KeptRoutes(self.drivers.kernel)  # every dump's table, kept up to date by route events
+        self.drivers.kernel = self.kept
         self.engine = Engine(self.drivers, self.lock, hold=TunnelHold(), render=ChildRenderer())
         self.schedule = Schedule(options.full_every, options.debounce)
         self.reporter = Reporter(options.status_file, options.metrics_file)
@@ -171,12 +174,25 @@ class Daemon:
         except InterruptedError:
             return
         if monitor.fileno() in readable:
-            self.schedule.netlink(monitor.read(), time.monotonic())
+            self._on_netlink(monitor.read())
         if wake in readable:
             for signum in received(wake):
                 self._on_signal(signum)
         if control is not None and control.fileno() in readable:
             self._on_request(control)
+
+    def _on_netlink(self, changes: NetlinkChanges) -> None:
+        """Schedule the passes `changes` ask for: a routes pass at once when the kept table has every route
+        change (a netdev leaf moves OVS's tunnel routes straight from the events), the overlay or full pass
+        debounced."""
+        now = time.monotonic()
+        self.schedule.netlink(changes, now)
+        if self.kept.table.update(changes) and changes.route_updates and self.ready and self._reroutes():
+            self.schedule.reroute(now)
+
+    def _reroutes(self) -> bool:
+        """Whether this switch keeps OVS's route table (a netdev leaf)."""
+        return self.intent is not None and bool(uplink_bridges(self.intent))
 
     def _on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
@@ -272,13 +288,18 @@ class Daemon:
     def _pass(self, scope: Scope) -> EngineReport | None:
         assert self.prepared is not None
         scope = scope if self.ready else "full"
-        self.schedule.started()
+        self.schedule.started(scope)
+        if scope == "routes" and not self.kept.table.valid:
+            return None  # a link change made the table stale since: the full pass due covers it
+        before = CpuTimes.now()
         try:
-            report = self.engine.apply(self.prepared, scope)
+            routes = self.kept.table.routes() if scope == "routes" else None
+            report = self.engine.apply(self.prepared, scope, routes)
         except Exception:  # a bug must not stop the agent: log it, back off, try again
             log.exception("%s pass failed unexpectedly", scope)
             self.schedule.finished(scope, True, time.monotonic())
             return None
+        self.reporter.cpu(scope, CpuTimes.now() - before)
         self.passes += 1
         self.last = report
         self.schedule.finished(scope, bool(report.problems), time.monotonic(), report.held)
@@ -359,6 +380,7 @@ class Daemon:
                 "reload_error": self.reload_error,
                 "last_pass": self.last.as_json() if self.last else None,
                 "loop": _loop_json(stats),
+                "cpu": self.reporter.cpu_json(),
                 "time": time.time(),
             }
         )

@@ -10,7 +10,7 @@ Two phases:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from tor_agent.frr.apply import ConfigRefused
 from tor_agent.model.links import desired_links
 from tor_agent.model.overlay import desired_ovs
 from tor_agent.model.peers import TunnelHold
+from tor_agent.model.routes import KernelRoute
 from tor_agent.reconcile.drivers import Drivers
 from tor_agent.reconcile.lock import EngineLock
 from tor_agent.reconcile.report import EngineReport
@@ -60,10 +61,13 @@ class Engine:
         desired_ovs(intent)  # the OVS model of the intent builds (its peers come later, from OSPF)
         return Prepared(intent, text, links)
 
-    def apply(self, prepared: Prepared, scope: Scope = "full") -> EngineReport:
-        """One pass (`full`, or `overlay`: peers, tunnels and OVS routes only), under the lock."""
+    def apply(
+        self, prepared: Prepared, scope: Scope = "full", routes: Sequence[KernelRoute] | None = None
+    ) -> EngineReport:
+        """One pass (`full`; `overlay`: peers, tunnels and OVS routes only; `routes`: peers and OVS routes, over
+        `routes`, the kernel's table as the caller has it), under the lock."""
         with self.lock.held():
-            return Pass(self.drivers, prepared, scope, dry_run=False, hold=self.hold).run()
+            return Pass(self.drivers, prepared, scope, dry_run=False, hold=self.hold, routes=routes).run()
 
     def diff(self, prepared: Prepared) -> EngineReport:
         """What a full pass would change now, per stage. Changes nothing."""
