@@ -105,7 +105,13 @@ class Running:
             return {}
 
 
-def start(tmp_path: Path, sock: socket.socket | None, fakes: Fakes, config: Path) -> Running:
+def start(
+    tmp_path: Path,
+    sock: socket.socket | None,
+    fakes: Fakes,
+    config: Path,
+    fingerprint: Callable[[], str] = lambda: "FRR as it is",
+) -> Running:
     monitor = FakeMonitor()
     options = DaemonOptions(
         config=config,
@@ -117,7 +123,7 @@ def start(tmp_path: Path, sock: socket.socket | None, fakes: Fakes, config: Path
     )
     drivers: Callable[[Path], Drivers] = lambda _state_dir: fakes.drivers()  # noqa: E731
     notify = SdNotify(sock.getsockname() if sock is not None else None, watchdog_usec=30_000_000)
-    daemon = Daemon(options, drivers=drivers, notify=notify, monitor=lambda: monitor)  # type: ignore[arg-type,return-value]
+    daemon = Daemon(options, drivers=drivers, notify=notify, monitor=lambda: monitor, frr_fingerprint=fingerprint)  # type: ignore[arg-type,return-value]
     return Running(daemon, fakes, monitor, options.status_file)
 
 
@@ -333,14 +339,14 @@ def test_a_route_change_moves_ovs_routes_from_the_event_then_the_overlay_pass_fo
         assert fakes.kernel.calls.count("routes") == dumps  # from the event: no dump
         assert r.status()["cpu"]["passes"]["routes"]["passes"] == 1  # type: ignore[index]
         wait_until(lambda: r.status()["last_pass"]["scope"] == "overlay", 5, 0.01, "the overlay pass after it")  # type: ignore[index]
-        assert fakes.kernel.calls.count("routes") == dumps + 1
+        assert fakes.kernel.calls.count("routes") == dumps  # the kept table is the kernel's: no dump either
 
     serve(running, lambda r: r.status().get("ready") and len(fakes.routes.table) == 2, events)
 
 
-def test_after_a_link_change_route_events_wait_for_the_full_pass(tmp_path: Path) -> None:
+def test_after_a_link_change_route_events_wait_for_the_full_pass_which_dumps(tmp_path: Path) -> None:
     """The kernel flushes a downed link's routes without an event: the kept table is not trusted until the next
-    dump, so the route change is left to the (full) pass."""
+    dump, so the route change is left to the (full) pass, which dumps the table and reads the MACs again."""
     fakes = Fakes()
     fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
     running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
@@ -348,14 +354,33 @@ def test_after_a_link_change_route_events_wait_for_the_full_pass(tmp_path: Path)
     def events(r: Running) -> None:
         moved = moved_route(fakes, "198.18.0.12")
         fakes.kernel.routes_now = (moved,)
-        passes = r.status()["passes"]
+        passes, reads = r.status()["passes"], list(fakes.kernel.calls)
         r.monitor.inject(NetlinkChanges(links=True, routes=True, route_updates=[RouteUpdate(moved)]))
         wait_until(lambda: r.status()["passes"] > passes, 5, 0.01, "the next pass")  # type: ignore[operator]
         assert r.status()["last_pass"]["scope"] == "full"  # type: ignore[index]
+        assert fakes.kernel.calls == [*reads, "macs", "routes"]
         assert "routes" not in r.status()["cpu"]["passes"]  # type: ignore[index]
         assert [x.device for x in fakes.routes.table] == [moved.nexthops[0].ifname]
 
     serve(running, lambda r: r.status().get("ready") and fakes.routes.table, events)
+
+
+def test_a_periodic_full_pass_reads_no_kernel_table_and_frr_only_when_it_moved(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
+    marks = ["boot"]
+    running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"), fingerprint=lambda: marks[0])
+
+    running.daemon.schedule.full_every = 0.1
+
+    def periodic(r: Running) -> None:
+        marks[0] = "as applied"
+        wait_until(lambda: r.status()["passes"] >= 4, 5, 0.01, "three periodic full passes")  # type: ignore[operator]
+        assert fakes.kernel.calls == ["macs", "routes"]  # only the first pass read the kernel
+        reads = r.status()["reads"]
+        assert isinstance(reads, dict) and reads["frr"] == 2 and reads["frr_unchanged"] >= 2 and reads["routes"] == 1
+
+    serve(running, lambda r: r.status().get("ready"), periodic)
 
 
 def test_the_daemon_renders_in_a_child_and_reports_cpu_per_pass(tmp_path: Path) -> None:

@@ -31,14 +31,16 @@ from typing import Any
 
 from tor_agent.config import load
 from tor_agent.daemon.control import ControlServer, Request
-from tor_agent.daemon.kernel import CpuTimes, KeptRoutes
+from tor_agent.daemon.kernel import CpuTimes, KernelView
 from tor_agent.daemon.notify import SdNotify
 from tor_agent.daemon.paths import CONTROL_SOCKET, STATUS_FILE
+from tor_agent.daemon.quiet import QuietFrr
 from tor_agent.daemon.reporting import Reporter
 from tor_agent.daemon.schedule import Schedule, Scope
 from tor_agent.daemon.signals import received, signal_pipe
 from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, ConfigError, RuntimeFailure
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
+from tor_agent.frr.vty import Vty, config_fingerprint
 from tor_agent.model.peers import TunnelHold, uplink_bridges
 from tor_agent.net.monitor import NetlinkChanges, NetlinkMonitor
 from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
@@ -83,13 +85,16 @@ class Daemon:
         drivers: Callable[[Path], Drivers] = switch_drivers,
         notify: SdNotify | None = None,
         monitor: Callable[[], NetlinkMonitor] = NetlinkMonitor,
+        frr_fingerprint: Callable[[], str] = lambda: config_fingerprint(Vty()),
     ) -> None:
         self.options = options
         self.notify = notify or SdNotify.from_env()
         self.lock = EngineLock(options.lock) if options.lock else EngineLock()
         self.drivers = drivers(options.state_dir)
-        self.kept = KeptRoutes(self.drivers.kernel)  # every dump's table, kept up to date by route events
-        self.drivers.kernel = self.kept
+        self.kernel = KernelView(self.drivers.kernel)  # MACs and routes kept up to date by netlink's announcements
+        self.drivers.kernel = self.kernel
+        self.frr = QuietFrr(self.drivers.frr, frr_fingerprint)  # FRR read in full only when it moved
+        self.drivers.frr = self.frr
         self.engine = Engine(self.drivers, self.lock, hold=TunnelHold(), render=ChildRenderer())
         self.schedule = Schedule(options.full_every, options.debounce)
         self.reporter = Reporter(options.status_file, options.metrics_file)
@@ -187,7 +192,7 @@ class Daemon:
         debounced."""
         now = time.monotonic()
         self.schedule.netlink(changes, now)
-        if self.kept.table.update(changes) and changes.route_updates and self.ready and self._reroutes():
+        if self.kernel.changed(changes) and changes.route_updates and self.ready and self._reroutes():
             self.schedule.reroute(now)
 
     def _reroutes(self) -> bool:
@@ -289,11 +294,11 @@ class Daemon:
         assert self.prepared is not None
         scope = scope if self.ready else "full"
         self.schedule.started(scope)
-        if scope == "routes" and not self.kept.table.valid:
+        if scope == "routes" and not self.kernel.table.valid:
             return None  # a link change made the table stale since: the full pass due covers it
         before = CpuTimes.now()
         try:
-            routes = self.kept.table.routes() if scope == "routes" else None
+            routes = self.kernel.table.routes() if scope == "routes" else None
             report = self.engine.apply(self.prepared, scope, routes)
         except Exception:  # a bug must not stop the agent: log it, back off, try again
             log.exception("%s pass failed unexpectedly", scope)
@@ -381,6 +386,7 @@ class Daemon:
                 "last_pass": self.last.as_json() if self.last else None,
                 "loop": _loop_json(stats),
                 "cpu": self.reporter.cpu_json(),
+                "reads": {"frr": self.frr.reads, "frr_unchanged": self.frr.skipped, "routes": self.kernel.dumps},
                 "time": time.time(),
             }
         )

@@ -204,8 +204,8 @@ class KernelRouteTable:
 
     def update(self, changes: NetlinkChanges) -> bool:
         """Apply `changes`; whether the table still reflects the kernel (else it waits for the next dump)."""
-        if changes.links or changes.routes_lost:
-            self.valid = False
+        if changes.links or changes.routes_lost or (changes.routes and not changes.route_updates):
+            self.valid = False  # (route messages none of which could be read: not known to be harmless)
         for update in changes.route_updates:
             key = (update.route.prefix, update.route.metric)
             if update.deleted:
