@@ -73,3 +73,18 @@ def test_every_command_of_the_table_loads_and_lists_its_own_help() -> None:
         assert command is not None and command.name == name
         assert command.get_short_help_str()
     assert main.list_commands(ctx) == sorted(COMMANDS)
+
+
+def test_the_long_running_agent_imports_no_jinja_mock_asyncio_nor_openssl() -> None:
+    """What `tor-agent run` loads for good (its drivers included): Jinja2 is loaded only by the rendering
+    child, and nothing pulls in unittest.mock, asyncio or OpenSSL's libcrypto (3.5 MB for a hash)."""
+    probe = (
+        "import json, sys\n"
+        "import tor_agent.cli.run, tor_agent.daemon.service, tor_agent.net.netlink, tor_agent.ovs.connection\n"
+        "import tor_agent.ovs.unixctl, tor_agent.net.links, tor_agent.frr.apply\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    modules = set(json.loads(done.stdout))
+    unwanted = ("jinja2", "markupsafe", "unittest", "asyncio", "_hashlib", "hashlib", "ssl", "_ssl")
+    assert sorted(m for m in modules if m.split(".")[0] in unwanted) == []

@@ -19,6 +19,7 @@ The main thread blocks in select() between events: an idle agent costs nothing b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -42,7 +43,9 @@ from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, ConfigError, R
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
 from tor_agent.frr.vty import Vty, config_fingerprint
 from tor_agent.model.peers import TunnelHold, uplink_bridges
+from tor_agent.net.links import LinksDriver
 from tor_agent.net.monitor import NetlinkChanges, NetlinkMonitor
+from tor_agent.net.nft import GenerationCachedNft
 from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 from tor_agent.reconcile.drivers import Drivers, switch_drivers
 from tor_agent.reconcile.engine import Engine, IntentRefused
@@ -95,6 +98,8 @@ class Daemon:
         self.drivers.kernel = self.kernel
         self.frr = QuietFrr(self.drivers.frr, frr_fingerprint)  # FRR read in full only when it moved
         self.drivers.frr = self.frr
+        if isinstance(self.drivers.links, LinksDriver):  # `nft` runs only when the ruleset moved
+            self.drivers.links = dataclasses.replace(self.drivers.links, nft=GenerationCachedNft())
         self.engine = Engine(self.drivers, self.lock, hold=TunnelHold(), render=ChildRenderer())
         self.schedule = Schedule(options.full_every, options.debounce)
         self.reporter = Reporter(options.status_file, options.metrics_file)

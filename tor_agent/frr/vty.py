@@ -3,7 +3,7 @@
 A vtysh start costs 20-35 ms of CPU (tor_agent.frr.vtysh); what it does inside is cheap: connect to each
 daemon's `<daemon>.vty` socket in FRR's state directory, send a command and a NUL, and read the answer
 up to a NUL-NUL-NUL-status trailer. Used where a process per look would dominate:
-- `config_fingerprint()`: a digest of every daemon's own running configuration, so that the agent's
+- `config_fingerprint()`: every daemon's own running configuration in one text, so that the agent's
   periodic full pass reads and parses FRR's merged configuration (through vtysh) only when it changed;
 - `VtyShow.show_json()`: a `show ... json` answered by the one daemon that owns it (the health reads).
 Writing configuration stays with vtysh (one session, verified).
@@ -11,7 +11,6 @@ Writing configuration stays with vtysh (one session, verified).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import time
@@ -86,16 +85,18 @@ def _exchange(sock: socket.socket, command: str, deadline: float) -> tuple[int, 
 
 
 def config_fingerprint(vty: Vty) -> str:
-    """A digest of every daemon's own running configuration and of which daemons answer: it changes whenever
-    the merged running configuration (`vtysh -c 'show running-config'`) or `show daemons` could have."""
-    digest = hashlib.sha256()
+    """Every daemon's own running configuration and which daemons answer, as one text (kept as it is: hashing
+    it would load OpenSSL's libcrypto, 3.5 MB of the agent's memory, for a text of a few kilobytes): it
+    changes whenever the merged running configuration (`vtysh -c 'show running-config'`) or `show daemons`
+    could have."""
+    parts = []
     for daemon in vty.daemons():
         try:
             answer = vty.ask(daemon, "show running-config")
         except VtyError as e:
             answer = f"unreachable: {e}"
-        digest.update(f"{daemon}\0{len(answer)}\0{answer}\0".encode())
-    return digest.hexdigest()
+        parts.append(f"{daemon}\0{len(answer)}\0{answer}")
+    return "\0".join(parts)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class LinksDriver:
             finally:
                 if applied or owned != recorded:
                     save_owned(self.owned_file, owned)
-            if not errors:
+            if applied and not errors:  # nothing applied: the state just read is the state to verify
                 errors += self._verify(links_plan.spec, nl)
         return LinkResult(tuple(applied), tuple(errors), links_plan.unowned)
 

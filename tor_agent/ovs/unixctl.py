@@ -18,11 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import ovs.jsonrpc
-import ovs.poller
-import ovs.stream
-
 from tor_agent.ovs.errors import OvsError
+from tor_agent.ovs.library import ovs
 
 DEFAULT_RUNDIR = Path("/run/openvswitch")
 
