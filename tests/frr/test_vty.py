@@ -77,3 +77,11 @@ def test_a_refused_command_is_an_error_naming_it(frr_node: MakeNode) -> None:
     node = frr_node("leaf1")
     with pytest.raises(VtyError, match="no such thing"):
         vty_of(node).ask("zebra", "show no such thing")
+
+
+def test_without_a_vty_socket_here_vtysh_answers(frr_node: MakeNode, tmp_path: Path) -> None:
+    node = configured(frr_node)
+    show = VtyShow(Vty(tmp_path, timeout_s=5), fallback=node.vtysh())  # no socket in tmp_path
+    assert show.show_json(OSPF_NEIGHBORS) == node.show_json(OSPF_NEIGHBORS)
+    with pytest.raises(VtyError, match="ospfd"):
+        VtyShow(Vty(tmp_path, timeout_s=5)).show_json(OSPF_NEIGHBORS)

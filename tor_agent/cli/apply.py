@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from tor_agent.daemon.control import NoDaemon, request
 from tor_agent.daemon.paths import CONTROL_SOCKET
 from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, RuntimeFailure, TorAgentError
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from tor_agent.config.schema import Intent
 
 EXIT_PENDING = 3  # `diff --exit-code`: changes pending (1 and 2 keep their meaning: failure, invalid input)
 APPLY_TIMEOUT_S = 300.0  # the daemon's pass: FRR, links, OVS; a slow switch CPU takes a while
@@ -76,9 +79,12 @@ def apply(config: Path, as_json: bool, state_dir: Path, control_socket: Path) ->
       tor-agent apply
       tor-agent apply --json /etc/tor-agent/agent.yaml | jq .stages
     """
+    from tor_agent.config import load
+
+    intent = load(config)  # checked here first: an invalid file is reported with the same words either way
     doc = _through_daemon(config, control_socket)
     if doc is None:
-        doc = _directly(config, state_dir)
+        doc = _directly(intent, state_dir)
     if as_json:
         print_json(_apply_json(doc))
     else:
@@ -88,11 +94,7 @@ def apply(config: Path, as_json: bool, state_dir: Path, control_socket: Path) ->
 
 
 def _through_daemon(config: Path, control_socket: Path) -> dict[str, Any] | None:
-    """The daemon's pass report for `config`, or None when no daemon runs. The file is checked here first,
-    so that an invalid one is reported at once, with the same words as without a daemon."""
-    from tor_agent.config import load
-
-    load(config)
+    """The daemon's pass report for `config` (already checked), or None when no daemon runs."""
     try:
         answer = request({"op": "apply", "config": str(config.resolve())}, control_socket, APPLY_TIMEOUT_S)
     except NoDaemon:
@@ -109,14 +111,12 @@ def _through_daemon(config: Path, control_socket: Path) -> dict[str, Any] | None
     return report
 
 
-def _directly(config: Path, state_dir: Path) -> dict[str, Any]:
-    from tor_agent.config import load
+def _directly(intent: Intent, state_dir: Path) -> dict[str, Any]:
     from tor_agent.reconcile.drivers import switch_drivers
     from tor_agent.reconcile.engine import Engine
 
     engine = Engine(switch_drivers(state_dir))
-    prepared = engine.prepare(load(config))
-    return engine.apply(prepared).as_json()
+    return engine.apply(engine.prepare(intent)).as_json()
 
 
 @click.command()

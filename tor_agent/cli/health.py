@@ -159,7 +159,8 @@ def verify(config: Path, as_json: bool, only: str | None) -> None:
     equal; on a leaf, a working tunnel to every peer with an underlay route (port set up, BFD up, an OVS
     route on netdev); every interface the intent names exists (a missing access port or uplink is named).
     Exit 0 healthy, 1 degraded (each item listed), 2 invalid CONFIG. Cheap enough to run every few seconds
-    (four vtysh calls, two netlink dumps, one OVSDB read). CONFIG defaults to /etc/tor-agent/agent.yaml.
+    (four questions to FRR's daemons over their vty sockets, two netlink dumps, one OVSDB read). CONFIG
+    defaults to /etc/tor-agent/agent.yaml.
 
     \b
     Example:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from tor_agent.errors import RuntimeFailure
 from tor_agent.fileio import replace_file
 from tor_agent.health import status as underlay_status
 from tor_agent.health.readers import read_underlay
+from tor_agent.model.routes import KernelRoute
 from tor_agent.reconcile.controllers import ControllerKeeper
 from tor_agent.reconcile.report import EngineReport
 
@@ -73,15 +75,22 @@ class Reporter:
         self.metrics.record_pass(report.ok, sum(len(s.changes) for s in report.stages) if ready else 0)
         self.metrics.missing_parts = list(report.missing)
 
-    def observe(self, intent: Intent, report: EngineReport, keeper: ControllerKeeper | None) -> None:
-        """After a full pass: refresh the observed gauges (one underlay read, as `verify` does) and write them."""
+    def observe(
+        self,
+        intent: Intent,
+        report: EngineReport,
+        keeper: ControllerKeeper | None,
+        routes: Callable[[], tuple[KernelRoute, ...]],
+    ) -> None:
+        """After a full pass: refresh the observed gauges (one underlay read, as `verify` does, over FRR's vty
+        sockets and the kernel routes as `routes` has them) and write them."""
         if self.metrics_file is None:
             return
         m = self.metrics
         m.tunnels_up, m.tunnels_down = len(report.peers.usable), len(report.peers.dropped)
         m.controllers_connected = len(keeper.status().connected) if keeper is not None else 0
         try:
-            st = underlay_status(read_underlay(intent, UNDERLAY_READ_TIMEOUT_S), intent)
+            st = underlay_status(read_underlay(intent, UNDERLAY_READ_TIMEOUT_S, routes), intent)
             m.ospf_neighbours_full = sum(1 for u in st.uplinks if u.healthy)
             m.ecmp_width = {str(v.address): v.width for v in st.vteps}
         except RuntimeFailure as e:

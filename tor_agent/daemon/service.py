@@ -321,7 +321,7 @@ class Daemon:
             log.info("first pass done: ready")
         self._ensure_loop()
         if scope == "full":
-            self.reporter.observe(self.intent, report, self._keeper())
+            self.reporter.observe(self.intent, report, self._keeper(), self.kernel.routes)
         self._publish()
         return report
 

@@ -16,7 +16,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tor_agent.errors import RuntimeFailure
 
@@ -99,18 +99,31 @@ def config_fingerprint(vty: Vty) -> str:
     return "\0".join(parts)
 
 
+class ShowJson(Protocol):
+    """What answers `show ... json` (tor_agent.frr.vtysh.Vtysh does)."""
+
+    def show_json(self, command: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class VtyShow:
-    """`show_json` (as tor_agent.health's ShowJson) over the vty socket of the daemon that owns the command."""
+    """`show_json` (as tor_agent.health's ShowJson) over the vty socket of the daemon that owns the command; when
+    that cannot answer (no such socket here, a daemon down), `fallback` (vtysh) is asked, whose error says more."""
 
     vty: Vty = Vty()
+    fallback: ShowJson | None = None
 
     def show_json(self, command: str) -> Any:
         """The parsed output of a `show ... json` command."""
         if not command.startswith("show ") or not command.endswith(" json"):
             raise ValueError(f"not a `show ... json` command: {command!r}")
         daemon = next(owner for prefix, owner in OWNERS if command.startswith(prefix))
-        out = self.vty.ask(daemon, command)
+        try:
+            out = self.vty.ask(daemon, command)
+        except VtyError:
+            if self.fallback is None:
+                raise
+            return self.fallback.show_json(command)
         try:
             return json.loads(out)
         except json.JSONDecodeError as e:
