@@ -88,3 +88,10 @@ def test_the_long_running_agent_imports_no_jinja_mock_asyncio_nor_openssl() -> N
     modules = set(json.loads(done.stdout))
     unwanted = ("jinja2", "markupsafe", "unittest", "asyncio", "_hashlib", "hashlib", "ssl", "_ssl")
     assert sorted(m for m in modules if m.split(".")[0] in unwanted) == []
+
+
+def test_status_and_verify_read_the_kernel_without_pyroute2() -> None:
+    """Reads are plain rtnetlink dumps (tor_agent.net.rtnl); pyroute2 is for changes only."""
+    probe = "import json, sys, tor_agent.health.readers, tor_agent.net.links; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert not [m for m in json.loads(done.stdout) if m.startswith("pyroute2")]
