@@ -33,6 +33,7 @@ import re
 import zlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,12 @@ def choose_nexthop(vtep: IPv4Address, candidates: Collection[Nexthop]) -> Nextho
     """
     if not candidates:
         raise ValueError(f"no nexthop for {vtep}")
-    return max(sorted(candidates), key=lambda nh: zlib.crc32(f"{vtep}|{nh}".encode()))
+    return _rendezvous(vtep, tuple(sorted(candidates)))
+
+
+@lru_cache(maxsize=8192)  # every pass asks again for every VTEP: the answer only changes with the candidates
+def _rendezvous(vtep: IPv4Address, candidates: tuple[Nexthop, ...]) -> Nexthop:
+    return max(candidates, key=lambda nh: zlib.crc32(f"{vtep}|{nh}".encode()))
 
 
 def owned_routes(current: Iterable[OvsRoute], bridges: Collection[str]) -> dict[IPv4Network, OvsRoute]:
@@ -172,7 +178,8 @@ def _choose(
             unroutable.append(vtep)
             continue
         choice = choose_nexthop(vtep, candidates)
-        chosen[IPv4Network(f"{vtep}/32")] = OvsRoute(IPv4Network(f"{vtep}/32"), choice.device, choice.gateway)
+        prefix = IPv4Network((vtep, 32))
+        chosen[prefix] = OvsRoute(prefix, choice.device, choice.gateway)
     return chosen, unroutable
 
 
