@@ -260,10 +260,29 @@ def apply(b: Bench) -> None:
                               tor_agent_binary(b.topo))  # fmt: skip
     cmd, reload_, noop = (statistics.median(times[k]) for k in ("cli", "fr", "cli_noop"))
     inproc = statistics.median(times["ta"])
+    pure, libyaml = yaml_load_times(frr_apply.intent_text(b.args.uplinks, 10))
     b.add(Row(f"`tor-agent apply` command, one-line FRR change, {b.args.uplinks} uplinks", ms(cmd),
               f"frr-reload.py --reload {ms(reload_)} ({cmd / reload_:.2f}x)", "<= frr-reload.py", cmd <= reload_,
               f"of which the fixed cost of a command that changes nothing {ms(noop)}; the change itself in-process "
-              f"{ms(inproc)} ({inproc / reload_:.2f}x frr-reload.py)"))  # fmt: skip
+              f"{ms(inproc)} ({inproc / reload_:.2f}x frr-reload.py); reading the {b.args.uplinks}-uplink intent "
+              f"file with PyYAML's Python loader (the intent loader's) {ms(pure)}, with its C loader "
+              f"{ms(libyaml)}"))  # fmt: skip
+
+
+def yaml_load_times(text: str, runs: int = 5) -> tuple[float, float]:
+    """Seconds PyYAML takes to load `text`: its Python SafeLoader, its C (libyaml) CSafeLoader; the fastest of
+    `runs` each."""
+    import yaml
+
+    def fastest(loader: Any) -> float:
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            yaml.load(text, Loader=loader)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return fastest(yaml.SafeLoader), fastest(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def cpu_s(pid: int, children: bool = True) -> float:
