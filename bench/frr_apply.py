@@ -125,7 +125,7 @@ def inside(work: Path, rounds: int, results: Path | None = None) -> None:
     run_quietly([FRR_RELOAD, "--reload", files[10]])  # warm-up: frr-reload also drops `no ip forwarding` once
     apply_underlay(intents[10], drivers)
 
-    times: dict[str, list[float]] = {k: [] for k in ("ta", "fr", "noop", "noop_driver", "cli", "cli_noop")}
+    times: dict[str, list[float]] = {k: [] for k in ("ta", "fr", "noop", "noop_driver", "cli", "cli_noop", "parse")}
     for _ in range(rounds):
         for cost, other in ((20, 10), (10, 20)):
             times["ta"].append(timed(lambda cost=cost: apply_underlay(intents[cost], drivers)))
@@ -134,6 +134,7 @@ def inside(work: Path, rounds: int, results: Path | None = None) -> None:
                 times["fr"].append(timed(lambda target=target: run_quietly([FRR_RELOAD, "--reload", files[target]])))
                 check_matches(rendered[target])
         times["noop"].append(timed(lambda: apply_underlay(intents[10], drivers)))
+        times["parse"].append(timed(lambda: drivers.vtysh.check(rendered[10])))  # FRR's parser, as prepare runs it
         times["noop_driver"].append(timed(lambda: apply_text(drivers, rendered[10])))
     for _ in range(max(2, rounds // 2)):
         for cost in (20, 10):
