@@ -183,11 +183,11 @@ GATE = "import os, sys; sys.stdin.readline(); os.execvp(sys.argv[1], sys.argv[1:
 
 
 def import_cost(
-    topo: lab.topology.Topology, node: str, python: str, args: Sequence[str], limit: CpuLimit | None, runs: int = 5
+    topo: lab.topology.Topology, node: str, tree: Path, args: Sequence[str], limit: CpuLimit | None, runs: int = 5
 ) -> tuple[int, float, str]:
-    """(modules `tor-agent ARGS` imports after the interpreter's start, seconds importing them, and by whom: the
-    fastest of `runs` runs of `python -X importtime`) in `node`."""
-    argv = ["/usr/bin/python3", "-c", IMPORTS, str(REPO), python, str(runs), *args]
+    """(modules `tor-agent ARGS` (from source `tree`, by /usr/bin/python3) imports after the interpreter's start,
+    seconds importing them, and by whom: the fastest of `runs` runs of `python -X importtime`) in `node`."""
+    argv = ["/usr/bin/python3", "-c", IMPORTS, str(tree), "/usr/bin/python3", str(runs), *args]
     count, micros, groups = json.loads(run_confined(topo, node, argv, limit))
     shares = ", ".join(f"{g} {us / 1000:.0f}" for g, us in sorted(groups.items(), key=lambda x: -x[1]))
     return int(count), float(micros) / 1e6, shares
@@ -203,12 +203,12 @@ sys.exit(main())
 
 
 @contextlib.contextmanager
-def installed_launcher() -> Iterator[str]:
+def installed_launcher(tree: Path) -> Iterator[str]:
     """A `tor-agent` started as on a switch: Debian's python3 and the package on its path, no virtualenv
     (whose site start-up alone costs ~10 ms more)."""
     with tempfile.TemporaryDirectory(prefix="footprint-", dir="/tmp") as tmp:
         path = Path(tmp, "tor-agent")
-        path.write_text(INSTALLED.format(repo=str(REPO)))
+        path.write_text(INSTALLED.format(repo=str(tree)))
         path.chmod(0o755)
         os.chmod(tmp, 0o755)
         yield str(path)
@@ -239,7 +239,7 @@ def bringup(b: Bench) -> None:
 
 def cli(b: Bench) -> None:
     print("\n[cli] commands in the leaf, interleaved, wall time", flush=True)
-    with installed_launcher() as agent:
+    with installed_launcher(b.args.tree) as agent:
         commands = {
             "vtysh": ["vtysh", "-c", OSPF_QUERY],
             "ovs-vsctl": ["ovs-vsctl", "show"],
@@ -259,7 +259,7 @@ def cli(b: Bench) -> None:
         start = med["python3"]
         for name, peer, goal in (("--version", "vtysh", 0.050), ("check", "ovs-vsctl", 0.120),
                                  ("verify", "ovs-vsctl", 0.200), ("status", "ovs-vsctl", 0.200)):  # fmt: skip
-            modules, imports, shares = import_cost(b.topo, b.leaf, "/usr/bin/python3", [name], limit)
+            modules, imports, shares = import_cost(b.topo, b.leaf, b.args.tree, [name], limit)
             rest = max(0.0, med[name] - start - imports)
             shown = f"vtysh -c '{OSPF_QUERY}'" if peer == "vtysh" else "ovs-vsctl show"
             ratio = med[name] / med[peer]
@@ -341,8 +341,8 @@ def idle(b: Bench) -> None:
         agent = (cpu_s(agents[n]) - before[n][0]) / seconds * 100
         base = (cpu_s(ospfd[n], children=False) - before[n][1]) / seconds * 100
         now = agent_status(b.topo, n)
-        full = now["cpu"]["passes"].get("full", {})
-        ran = full.get("passes", 0) - before[n][2]["cpu"]["passes"].get("full", {}).get("passes", 0)
+        full = now.get("cpu", {}).get("passes", {}).get("full", {})  # (an agent older than the CPU report: none)
+        ran = full.get("passes", 0) - before[n][2].get("cpu", {}).get("passes", {}).get("full", {}).get("passes", 0)
         last = full.get("last_cpu_s", 0) * 1000
         print(f"  {n:<7} agent {agent:5.3f} % of a core ({ran} full passes, last {last:.1f} ms of CPU), "
               f"ospfd {base:5.3f} %")  # fmt: skip
@@ -473,7 +473,7 @@ def at_scale(b: Bench) -> None:
             status = agent_status(b.topo, b.leaf)
     finally:
         lab.node_run(b.topo, b.leaf, "ip", "route", "del", str(net), check=False)
-    full = status["cpu"]["passes"].get("full", {})
+    full = status.get("cpu", {}).get("passes", {}).get("full", {})
     b.add(Row(f"RSS per leaf agent, {n} tunnels", f"{scaled:.1f} MB", f"idle {idle_rss:.1f} MB", "<= 35 MB",
               scaled <= 35.0, f"{scaled - idle_rss:+.1f} MB for {n} tunnels (IDL replica, snapshot, model); the full "
               f"pass that made them took {full.get('last_cpu_s', 0) * 1000:.0f} ms of CPU"))  # fmt: skip
@@ -749,6 +749,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--quota", type=float, default=None, metavar="PERCENT",
                         help="confine the measured tor-agent processes to one core and PERCENT %% of it")  # fmt: skip
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
+    parser.add_argument("--tree", type=Path, default=REPO,
+                        help="the source tree of the tor-agent the CLI rows start (another: a baseline)")  # fmt: skip
     args = parser.parse_args(argv)
     wanted = [r for r in args.rows.split(",") if r]
     unknown = set(wanted) - set(ROWS)
