@@ -524,6 +524,7 @@ def reroute(b: Bench) -> None:
                 limit.add(lab.agent_daemons(b.topo, b.leaf)[0])
             figures = []
             for _ in range(b.args.runs):
+                lab.wait_until(lambda: settled(b), 60, 0.2, "the agent to be done with the previous move")
                 routes = ovs_user_routes(b)
                 moving = sum(1 for x in vteps if routes.get(x) != bridge_b)
                 figures.append((moving, one_reroute(b, to_b, bridge_b, vteps)))
