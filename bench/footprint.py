@@ -362,15 +362,17 @@ def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-steps = [("interpreter", None), ("click, the CLI", "tor_agent.cli.run"),
+stdlib = "logging,json,socket,subprocess,dataclasses,ipaddress,select,struct,threading,typing,pathlib,enum,re"
+steps = [("interpreter", None), ("the standard library it uses", stdlib), ("click, the CLI", "tor_agent.cli.run"),
          ("PyYAML, the intent loader", "tor_agent.config"), ("the ovs library", "tor_agent.ovs.library"),
          ("tor-agent's daemon, engine, drivers", "tor_agent.daemon.service"),
          ("OVSDB driver", "tor_agent.ovs.connection"), ("pyroute2 (from the agent's first link change on)",
          "tor_agent.net.iproute")]
 out = []
-for name, module in steps:
-    if module:
-        __import__(module)
+for name, modules in steps:
+    for module in (modules or "").split(","):
+        if module:
+            __import__(module)
     out.append((name, rss()))
 print(json.dumps([out, sorted(m for m in sys.modules if m.split(".")[0] in ("jinja2", "ssl", "asyncio", "unittest"))]))
 """
