@@ -485,19 +485,19 @@ def at_scale(b: Bench) -> None:
 REROUTE = """
 import json, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
-from tor_agent.ovs.routes import parse_route_show
 from tor_agent.ovs.unixctl import UnixctlClient
-batch, want_device, vteps = sys.argv[2], sys.argv[3], set(json.loads(sys.argv[4]))
+batch, want_device, vteps = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 client = UnixctlClient("ovs-vswitchd", 5.0)
-def moved():
-    routes = parse_route_show(client.call("ovs/route/show"))
-    return all(r.device == want_device for r in routes if r.user and str(r.prefix.network_address) in vteps)
+wanted = {f"User: {v}/32 dev {want_device} " for v in vteps}
+def moved():  # cheap: the probe shares the CPUs with the agent it measures
+    users = (line for line in client.call("ovs/route/show").splitlines() if line.startswith("User: "))
+    return wanted <= {line[: line.find(" GW")] + " " for line in users}
 sys.stdin.readline()
 start = time.monotonic()
 subprocess.run(["ip", "-batch", batch], check=True)
 kernel_done = time.monotonic()
 while not moved():
-    time.sleep(0.0005)
+    time.sleep(0.001)
 end = time.monotonic()
 print(json.dumps({"from_first": end - start, "from_last": end - kernel_done, "kernel": kernel_done - start}))
 """
