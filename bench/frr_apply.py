@@ -16,6 +16,7 @@ Every result is checked against the rendering outside the timed part. Ratios and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 GOAL_RATIO, GOAL_NOOP_MS = 0.3, 50.0
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 HOSTNAME = "spine1"
-CLI = str(Path(sys.executable).with_name("tor-agent"))
+CLI = os.environ.get("TOR_AGENT") or str(Path(sys.executable).with_name("tor-agent"))
 
 
 def intent_text(uplinks: int, eth1_cost: int) -> str:
@@ -111,7 +112,7 @@ def apply_text(driver: FrrDriver, text: str) -> None:
     driver.apply(driver.plan(text, driver.read()))
 
 
-def inside(work: Path, rounds: int) -> None:
+def inside(work: Path, rounds: int, results: Path | None = None) -> None:
     intents: dict[int, Intent] = {cost: load_text((work / f"intent-{cost}.yaml").read_text()) for cost in (10, 20)}
     rendered = {cost: render_frr(intent) for cost, intent in intents.items()}
     files = {cost: str(work / f"frr-{cost}.conf") for cost in (10, 20)}
@@ -122,7 +123,7 @@ def inside(work: Path, rounds: int) -> None:
     run_quietly([FRR_RELOAD, "--reload", files[10]])  # warm-up: frr-reload also drops `no ip forwarding` once
     apply_underlay(intents[10], drivers)
 
-    times: dict[str, list[float]] = {k: [] for k in ("ta", "fr", "noop", "noop_driver", "cli", "cli_noop")}
+    times: dict[str, list[float]] = {k: [] for k in ("ta", "fr", "noop", "noop_driver", "cli", "cli_noop", "parse")}
     for _ in range(rounds):
         for cost, other in ((20, 10), (10, 20)):
             times["ta"].append(timed(lambda cost=cost: apply_underlay(intents[cost], drivers)))
@@ -131,6 +132,7 @@ def inside(work: Path, rounds: int) -> None:
                 times["fr"].append(timed(lambda target=target: run_quietly([FRR_RELOAD, "--reload", files[target]])))
                 check_matches(rendered[target])
         times["noop"].append(timed(lambda: apply_underlay(intents[10], drivers)))
+        times["parse"].append(timed(lambda: drivers.vtysh.check(rendered[10])))  # FRR's parser, as prepare runs it
         times["noop_driver"].append(timed(lambda: apply_text(drivers, rendered[10])))
     for _ in range(max(2, rounds // 2)):
         for cost in (20, 10):
@@ -140,6 +142,8 @@ def inside(work: Path, rounds: int) -> None:
             check_matches(rendered[cost])
         times["cli_noop"].append(timed(lambda: run_quietly([CLI, "apply", str(work / "intent-10.yaml")], cli_env)))
     report(times)
+    if results is not None:
+        results.write_text(json.dumps(times))
 
 
 def ms(values: list[float]) -> str:
@@ -167,7 +171,11 @@ def report(times: dict[str, list[float]]) -> None:
 # --- outside: the node ---------------------------------------------------------------------------
 
 
-def outside(uplinks: int, rounds: int) -> None:
+def outside(
+    uplinks: int, rounds: int, confine: Callable[[int], None] | None = None, cli: str | None = None
+) -> dict[str, list[float]]:
+    """Build the node, measure inside it, return the times (seconds) by case. `confine(pid)` is called with the
+    measuring process's pid as soon as it starts (bench/cpulimit.py); `cli` is the tor-agent command to time."""
     reason = skip_reason()
     if reason is not None:
         raise SystemExit(f"cannot run: {reason}")
@@ -186,8 +194,17 @@ def outside(uplinks: int, rounds: int) -> None:
             node.start_frr()
             make_uplinks(node, uplinks)
             # entering the node's mount namespace moves to its /: back to the repository, for `-m bench...`
+            results = work / "results.json"
             argv = [sys.executable, "-m", "bench.frr_apply", "--inside", str(work), "--rounds", str(rounds)]
-            subprocess.run([*node.enter(), "env", "-C", str(REPO), *argv], check=True, timeout=1800)
+            argv += ["--results", str(results)]
+            env = {**os.environ, "TOR_AGENT": cli} if cli else None
+            measuring = subprocess.Popen([*node.enter(), "env", "-C", str(REPO), *argv], env=env)
+            if confine is not None:
+                confine(measuring.pid)
+            if measuring.wait(timeout=1800) != 0:
+                raise SystemExit(f"measuring inside the node failed (exit {measuring.returncode})")
+            times: dict[str, list[float]] = json.loads(results.read_text())
+            return times
         finally:
             node.close()
 
@@ -197,9 +214,10 @@ def main() -> None:
     parser.add_argument("--uplinks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside is not None:
-        inside(args.inside, args.rounds)
+        inside(args.inside, args.rounds, args.results)
     else:
         outside(args.uplinks, args.rounds)
 

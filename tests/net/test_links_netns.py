@@ -162,6 +162,20 @@ def test_a_recreated_interface_is_another_one(make_netns: MakeNetns, owned: Path
     assert "eth2" not in {e["ifname"] for e in recorded}
 
 
+def test_an_apply_with_nothing_to_do_forgets_our_address_removed_by_hand(make_netns: MakeNetns, owned: Path) -> None:
+    """The record keeps only what is still there, also when nothing is applied: an address put back by hand
+    later is someone else's and is never removed."""
+    ns = make_netns("spine")
+    veths(ns, "eth1", "eth2")
+    apply(ns, spine(NUMBERED, UNNUMBERED), owned)
+    ns.ip("address", "del", "198.18.1.0/31", "dev", "eth1")
+    assert apply(ns, spine(UNNUMBERED), owned).applied == ()  # eth1 left the intent; its address is gone already
+    assert "eth1" not in {e["ifname"] for e in json.loads(owned.read_text())["addresses"]}
+    ns.ip("address", "add", "198.18.1.0/31", "dev", "eth1")  # by hand: not tor-agent's
+    apply(ns, spine(UNNUMBERED), owned)
+    assert ns.addresses("eth1") == {"198.18.1.0/31"}
+
+
 def test_a_missing_interface_is_skipped_and_set_up_when_it_appears(make_netns: MakeNetns, owned: Path) -> None:
     ns = make_netns("spine")
     veths(ns, "eth1")

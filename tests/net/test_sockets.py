@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from nsutil import CLONE_NEWNET, Netns
 
-from tor_agent.net.sockets import TcpConnection, established_tcp
+from tor_agent.net.sockets import TcpConnection, established_tcp, still_established
 
 V4 = ipaddress.ip_address("127.0.0.1")
 V6 = ipaddress.ip_address("::1")
@@ -77,6 +77,41 @@ def test_established_tcp_lists_exactly_the_established_connections(make_netns: C
     found, expected = ns.run(_connected_pairs)
     assert {(c.local_port, c.remote, c.inode) for c in found} == expected
     assert {c.cgroup for c in found} == {own_cgroup_id()}  # the creator's cgroup: this test's
+
+
+def _confirmed_while_open_not_after() -> list[bool]:
+    """Per connection family: still_established while open, after the client closed, after a new connection
+    reused the same address and port (another socket: its cookie differs)."""
+    answers = []
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        server = socket.socket(family)
+        server.bind((host, 0))
+        server.listen()
+        client = socket.socket(family)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        client.connect((host, server.getsockname()[1]))
+        accepted, _ = server.accept()
+        port = client.getsockname()[1]
+        (seen,) = [c for c in established_tcp() if c.local_port == port]
+        answers.append(still_established(seen))
+        client.close()
+        accepted.close()
+        answers.append(still_established(seen))
+        again = socket.socket(family)
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind((host, port))
+        again.connect((host, server.getsockname()[1]))
+        back, _ = server.accept()
+        answers.append(still_established(seen))
+        for s in (again, back, server):
+            s.close()
+    return answers
+
+
+def test_still_established_confirms_that_very_socket_without_a_dump(make_netns: Callable[[str], Netns]) -> None:
+    ns = make_netns("exact")
+    ns.ip("link", "set", "lo", "up")
+    assert ns.run(_confirmed_while_open_not_after) == [True, False, False] * 2
 
 
 def test_established_tcp_of_an_empty_namespace_is_empty(make_netns: Callable[[str], Netns]) -> None:

@@ -1,4 +1,4 @@
-"""OVS's route table driven through ovs-appctl against a real ovs-vswitchd (tor_agent.ovs.routes)."""
+"""OVS's route table driven over ovs-vswitchd's unixctl socket against a real ovs-vswitchd (tor_agent.ovs.routes)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,21 @@ def test_apply_moves_and_deletes_and_second_plan_is_empty(sandbox: OvsSandbox) -
     (anchor,) = moved.kept  # the last route over br-eth1 stays (OVS 3.1 forgets a bridge's tunnels on a delete)
     assert anchor.nexthop == A and set(after) == {IPv4Network(f"{v}/32") for v in VTEPS[:4]} | {anchor.prefix}
     assert all(r.nexthop == B for p, r in after.items() if p != anchor.prefix)
+
+
+def test_a_hundred_vteps_move_in_one_batch_with_a_refusal_in_the_middle(sandbox: OvsSandbox) -> None:
+    """ovs-vswitchd answers the pipelined commands of one apply in order, each on its own."""
+    table = uplinks(sandbox)
+    vteps = [IPv4Address(int(IPv4Address("198.19.0.1")) + i) for i in range(100)]
+    table.apply(plan_routes({v: [A] for v in vteps}, table.show(), BRIDGES))
+    bad = Nexthop("br-eth2", IPv4Address("10.9.9.9"))  # no route to this gateway: refused
+    wanted = {v: [bad] if v == vteps[50] else [B] for v in vteps}
+    result = table.apply(plan_routes(wanted, table.show(), BRIDGES))
+    assert len(result.applied) == 99 and len(result.errors) == 1
+    assert str(vteps[50]) in str(result.errors[0]) and "Error while inserting route" in str(result.errors[0])
+    after = user_routes(table)
+    assert after[IPv4Network(f"{vteps[50]}/32")].nexthop == A  # refused: left as it was
+    assert all(after[IPv4Network(f"{v}/32")].nexthop == B for v in vteps if v != vteps[50])
 
 
 def macs(box: OvsSandbox) -> dict[str, str]:

@@ -156,6 +156,27 @@ def test_each_socket_is_looked_up_once() -> None:
     assert lookup.looks == [False, False]
 
 
+def test_while_every_wanted_connection_is_known_it_is_only_confirmed_not_dumped() -> None:
+    lookup = CountingLookup(held={11, 13})
+    conns = {TcpConnection(40000, CTL, 11), TcpConnection(40001, CTL2, 13)}
+    confirmed: list[int] = []
+    gone: set[int] = set()
+
+    def confirm(c: TcpConnection) -> bool:
+        confirmed.append(c.inode)
+        return c.inode not in gone
+
+    sockets = DaemonSockets(lookup, lambda: frozenset(conns), confirm=confirm)
+    assert sockets.endpoints({CTL, CTL2}) == {CTL, CTL2} and sockets.dumps == 1
+    for _ in range(5):
+        assert sockets.endpoints({CTL, CTL2}) == {CTL, CTL2}
+    assert sockets.dumps == 1 and sorted(confirmed) == [11] * 5 + [13] * 5
+    gone.add(13)  # ovs-vswitchd's connection to CTL2 went: the next look dumps the table again
+    conns.discard(TcpConnection(40001, CTL2, 13))
+    assert sockets.endpoints({CTL, CTL2}) == {CTL} and sockets.dumps == 2
+    assert sockets.endpoints({CTL, CTL2}) == {CTL} and sockets.dumps == 3  # one missing: dumped each time
+
+
 def test_a_foreign_connection_never_counts_and_is_looked_up_once() -> None:
     lookup = CountingLookup(held={11})
     conns = {TcpConnection(40000, CTL, 11), TcpConnection(45000, CTL2, 21)}  # 21: an operator's nc

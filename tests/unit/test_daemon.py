@@ -23,8 +23,11 @@ from tor_agent.daemon.control import request
 from tor_agent.daemon.notify import SdNotify
 from tor_agent.daemon.service import Daemon, DaemonOptions
 from tor_agent.frr.apply import DaemonsDown
+from tor_agent.model.routes import KernelRoute
 from tor_agent.net import NetlinkChanges
+from tor_agent.net.monitor import RouteUpdate
 from tor_agent.reconcile.drivers import Drivers
+from tor_agent.render.isolated import ChildRenderer
 from tor_agent.wait import wait_until
 
 
@@ -102,7 +105,13 @@ class Running:
             return {}
 
 
-def start(tmp_path: Path, sock: socket.socket | None, fakes: Fakes, config: Path) -> Running:
+def start(
+    tmp_path: Path,
+    sock: socket.socket | None,
+    fakes: Fakes,
+    config: Path,
+    fingerprint: Callable[[], str] = lambda: "FRR as it is",
+) -> Running:
     monitor = FakeMonitor()
     options = DaemonOptions(
         config=config,
@@ -116,17 +125,21 @@ def start(tmp_path: Path, sock: socket.socket | None, fakes: Fakes, config: Path
     )
     drivers: Callable[[Path], Drivers] = lambda _state_dir: fakes.drivers()  # noqa: E731
     notify = SdNotify(sock.getsockname() if sock is not None else None, watchdog_usec=30_000_000)
-    daemon = Daemon(options, drivers=drivers, notify=notify, monitor=lambda: monitor)  # type: ignore[arg-type,return-value]
+    daemon = Daemon(options, drivers=drivers, notify=notify, monitor=lambda: monitor, frr_fingerprint=fingerprint)  # type: ignore[arg-type,return-value]
     return Running(daemon, fakes, monitor, options.status_file)
 
 
 def serve(running: Running, until: Callable[[Running], object], then: Callable[[Running], None]) -> int:
-    """Run the daemon in this (the main) thread; a helper thread waits for `until`, then does `then`."""
+    """Run the daemon in this (the main) thread; a helper thread waits for `until`, then does `then`. What the
+    helper raised (a failed assertion) is raised here once the daemon stopped."""
+    failed: list[BaseException] = []
 
     def driver() -> None:
         try:
             wait_until(lambda: until(running), 10, 0.01, "the daemon to get there")
             then(running)
+        except BaseException as e:
+            failed.append(e)
         finally:
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -134,6 +147,8 @@ def serve(running: Running, until: Callable[[Running], object], then: Callable[[
     helper.start()
     code = running.daemon.run()
     helper.join(5)
+    if failed:
+        raise failed[0]
     return code
 
 
@@ -296,3 +311,85 @@ def test_apply_through_the_control_socket_runs_the_new_intent_at_once(tmp_path: 
     assert "maximum-paths 4" in fakes.frr.rendered[-1]  # the new intent was checked and then run
     assert running.daemon.intent.underlay.ospf.maximum_paths == 4 and running.status()["config"] == str(other)
     assert refused["ok"] is False and refused["exit"] == 2 and "node" in str(refused["error"])
+
+
+def moved_route(fakes: Fakes, vtep: str) -> KernelRoute:
+    """`vtep`'s route with only the nexthop its OVS route does not use now left (that one died)."""
+    (now,) = [r for r in fakes.routes.table if str(r.prefix.network_address) == vtep]
+    (left,) = [hop for hop in ECMP if hop[1] != now.device]
+    return ospf(vtep, left)
+
+
+def test_a_route_change_moves_ovs_routes_from_the_event_then_the_overlay_pass_follows(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP), ospf("198.18.0.13", *ECMP))
+    running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
+    running.daemon.schedule.debounce = 0.5  # the overlay pass comes well after the routes pass
+
+    def events(r: Running) -> None:
+        dumps = fakes.kernel.calls.count("routes")
+        moved = moved_route(fakes, "198.18.0.12")
+        fakes.kernel.routes_now = (moved, ospf("198.18.0.13", *ECMP))  # what a dump says from now on
+        r.monitor.inject(NetlinkChanges(routes=True, route_updates=[RouteUpdate(moved)]))
+
+        def rerouted() -> bool:
+            return any(str(x.prefix.network_address) == "198.18.0.12" and x.device == moved.nexthops[0].ifname
+                       for x in fakes.routes.table)  # fmt: skip
+
+        wait_until(rerouted, 5, 0.005, "the OVS route to move")
+        wait_until(lambda: r.status()["last_pass"]["scope"] == "routes", 5, 0.005, "the routes pass's report")  # type: ignore[index]
+        assert fakes.kernel.calls.count("routes") == dumps  # from the event: no dump
+        assert r.status()["cpu"]["passes"]["routes"]["passes"] == 1  # type: ignore[index]
+        wait_until(lambda: r.status()["last_pass"]["scope"] == "overlay", 5, 0.01, "the overlay pass after it")  # type: ignore[index]
+        assert fakes.kernel.calls.count("routes") == dumps  # the kept table is the kernel's: no dump either
+
+    serve(running, lambda r: r.status().get("ready") and len(fakes.routes.table) == 2, events)
+
+
+def test_after_a_link_change_route_events_wait_for_the_full_pass_which_dumps(tmp_path: Path) -> None:
+    """The kernel flushes a downed link's routes without an event: the kept table is not trusted until the next
+    dump, so the route change is left to the (full) pass, which dumps the table and reads the MACs again."""
+    fakes = Fakes()
+    fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
+    running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
+
+    def events(r: Running) -> None:
+        moved = moved_route(fakes, "198.18.0.12")
+        fakes.kernel.routes_now = (moved,)
+        passes, reads = r.status()["passes"], list(fakes.kernel.calls)
+        r.monitor.inject(NetlinkChanges(links=True, routes=True, route_updates=[RouteUpdate(moved)]))
+        wait_until(lambda: r.status()["passes"] > passes, 5, 0.01, "the next pass")  # type: ignore[operator]
+        assert r.status()["last_pass"]["scope"] == "full"  # type: ignore[index]
+        assert fakes.kernel.calls == [*reads, "macs", "routes"]
+        assert "routes" not in r.status()["cpu"]["passes"]  # type: ignore[index]
+        assert [x.device for x in fakes.routes.table] == [moved.nexthops[0].ifname]
+
+    serve(running, lambda r: r.status().get("ready") and fakes.routes.table, events)
+
+
+def test_a_periodic_full_pass_reads_no_kernel_table_and_frr_only_when_it_moved(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.kernel.routes_now = (ospf("198.18.0.12", *ECMP),)
+    marks = ["boot"]
+    running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"), fingerprint=lambda: marks[0])
+
+    running.daemon.schedule.full_every = 0.1
+
+    def periodic(r: Running) -> None:
+        marks[0] = "as applied"
+        wait_until(lambda: r.status()["passes"] >= 4, 5, 0.01, "three periodic full passes")  # type: ignore[operator]
+        assert fakes.kernel.calls == ["macs", "routes"]  # only the first pass read the kernel
+        reads = r.status()["reads"]
+        assert isinstance(reads, dict) and reads["frr"] == 2 and reads["frr_unchanged"] >= 2 and reads["routes"] == 1
+
+    serve(running, lambda r: r.status().get("ready"), periodic)
+
+
+def test_the_daemon_renders_in_a_child_and_reports_cpu_per_pass(tmp_path: Path) -> None:
+    fakes = Fakes()
+    running = start(tmp_path, None, fakes, write_intent(tmp_path / "agent.yaml"))
+    assert isinstance(running.daemon.writer.engine.render, ChildRenderer)
+    serve(running, lambda r: r.status().get("ready"), lambda r: None)
+    cpu = running.status()["cpu"]
+    assert isinstance(cpu, dict) and cpu["passes"]["full"]["passes"] == 1 and cpu["process_s"] > 0
+    assert cpu["passes"]["full"]["cpu_s"] >= cpu["passes"]["full"]["last_cpu_s"] > 0

@@ -13,10 +13,16 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from engine_fakes import ECMP, FakeFrr, FakeKernel, ospf
 
 from tor_agent.daemon.control import ControlError, ControlServer, NoDaemon, request
+from tor_agent.daemon.kernel import KernelView
+from tor_agent.daemon.quiet import QuietFrr
 from tor_agent.daemon.schedule import Schedule
+from tor_agent.errors import RuntimeFailure
+from tor_agent.frr.apply import FrrApplyResult
 from tor_agent.net import NetlinkChanges
+from tor_agent.net.monitor import RouteUpdate
 from tor_agent.reconcile.lock import EngineLock
 
 
@@ -68,6 +74,76 @@ def test_schedule_no_event_pass_before_ready_and_a_hold_down_ends_in_an_overlay_
     s.started()
     s.finished("overlay", failed=False, now=20.0, held={IPv4Address("198.18.0.13"): 2.0})
     assert s.due(22.0, ready=True) is None and s.due(22.05, ready=True) == "overlay"
+
+
+def test_schedule_a_reroute_runs_a_routes_pass_after_the_settle_and_the_overlay_pass_stays_due() -> None:
+    s = Schedule(full_every=30.0, debounce=0.05, next_full=1000.0, settle=0.002)
+    s.netlink(NetlinkChanges(routes=True), 10.0)
+    s.reroute(10.0)
+    assert s.due(10.001, ready=True) is None and s.deadline(ready=True) == pytest.approx(10.002)
+    assert s.due(10.002, ready=True) == "routes"
+    s.started("routes")
+    s.finished("routes", failed=True, now=10.003)  # no timer moves: the overlay pass does what it could not
+    assert s.next_full == 1000.0 and s.backoff == 0.0
+    assert s.due(10.004, ready=True) is None and s.deadline(ready=True) == pytest.approx(10.05)
+    assert s.due(10.05, ready=True) == "overlay"
+
+
+def test_schedule_a_stream_of_reroutes_waits_at_most_the_cap_and_an_overlay_pass_due_covers_it() -> None:
+    s = Schedule(full_every=30.0, debounce=0.05, next_full=1000.0, settle=0.002)
+    now = 10.0
+    while s.due(now, ready=True) is None:
+        s.reroute(now)
+        now += 0.0015  # always within the settle of the last one
+    assert now == pytest.approx(10.0105)  # the first step past first + 5 x settle, not never
+    s.started("routes")
+    s.netlink(NetlinkChanges(routes=True), 20.0)
+    s.reroute(20.0)
+    assert s.due(20.06, ready=True) == "overlay"  # both due: the overlay pass moves the routes too
+    s.started("overlay")
+    assert s.due(20.07, ready=True) is None and s.reroute_first is None
+
+
+def test_frr_is_read_in_full_only_when_its_fingerprint_moved() -> None:
+    inner, marks = FakeFrr(), ["boot"]
+    frr = QuietFrr(inner, lambda: marks[0])
+    rendered = "router ospf\n maximum-paths 8\nexit\n"
+
+    def full_pass() -> FrrApplyResult:
+        return frr.apply(frr.plan(rendered, frr.read()))
+
+    assert full_pass().changed  # the first apply changes FRR: the next pass must read it again
+    marks[0] = "after our apply"
+    assert not full_pass().changed and frr.reads == 2
+    for _ in range(3):
+        assert not full_pass().changed
+    assert (frr.reads, frr.skipped) == (2, 3) and inner.calls.count("read") == 2
+    marks[0], inner.synced = "hand edit", False  # someone changed FRR: the fingerprint moved
+    assert full_pass().changed and frr.reads == 3
+    inner.error = RuntimeFailure("vtysh: no answer")
+    marks[0] = "again"
+    with pytest.raises(RuntimeFailure):
+        full_pass()
+    inner.error = None
+    assert full_pass().changed is False and frr.reads == 5  # a failed apply is never trusted
+
+
+def test_the_kernel_view_answers_from_the_announcements_and_reads_again_when_they_cannot_cover_it() -> None:
+    now = [0.0]
+    kernel = FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP),))
+    view = KernelView(kernel, max_age_s=300.0, clock=lambda: now[0])
+    assert view.routes() == kernel.routes_now and view.macs() and kernel.calls == ["routes", "macs"]
+    moved = ospf("198.18.0.12", ECMP[1])
+    assert view.changed(NetlinkChanges(routes=True, route_updates=[RouteUpdate(moved)]))
+    assert view.routes() == (moved,) and view.macs() and kernel.calls == ["routes", "macs"]  # nothing read
+    now[0] = 300.0
+    view.routes()
+    assert kernel.calls == ["routes", "macs", "routes"]  # too old: read again all the same
+    for changes in (NetlinkChanges(links=True), NetlinkChanges(routes=True), NetlinkChanges(routes_lost=True)):
+        calls = len(kernel.calls)
+        assert not view.changed(changes)  # a link change, an unreadable route change, lost announcements
+        view.routes()
+        assert len(kernel.calls) == calls + 1
 
 
 def test_try_held_does_not_block_while_another_holds_the_lock(tmp_path: Path) -> None:

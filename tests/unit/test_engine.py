@@ -82,6 +82,21 @@ def test_netdev_leaf_full_pass_runs_every_stage_in_order(tmp_path: Path) -> None
     assert fakes.frr.calls == ["check", "read", "apply"]  # FRR's parser saw the rendering before anything
 
 
+def test_routes_pass_moves_ovs_routes_over_the_given_table_without_dumping_or_touching_tunnels(tmp_path: Path) -> None:
+    fakes = Fakes(kernel=FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP),)), ovs=FakeOvs.with_tunnels(PEER2))
+    engine = fakes.engine(tmp_path)
+    prepared = engine.prepare(intent())
+    engine.apply(prepared, "overlay")
+    (before,) = fakes.routes.table
+    (left,) = [hop for hop in ECMP if hop[1] != before.device]
+    fakes.kernel.calls.clear()
+    converged = len(fakes.ovs.converged)
+    report = engine.apply(prepared, "routes", routes=(ospf("198.18.0.12", left),))
+    assert [s.stage for s in report.stages] == ["peers", "routes"] and report.scope == "routes"
+    assert [str(r) for r in fakes.routes.table] == [f"198.18.0.12/32 dev {left[1]} via {left[0]}"]
+    assert fakes.kernel.calls == [] and len(fakes.ovs.converged) == converged  # no dump, no MACs, no OVSDB write
+
+
 def test_existing_tunnels_are_kept_by_the_first_ovs_stage(tmp_path: Path) -> None:
     fakes = Fakes(kernel=FakeKernel(routes_now=(ospf("198.18.0.12", *ECMP),)), ovs=FakeOvs.with_tunnels(PEER3))
     apply(fakes, tmp_path, intent())

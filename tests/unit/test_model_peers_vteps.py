@@ -1,14 +1,16 @@
-"""VTEP discovery (tor_agent.model.peers): pure, over route prefixes."""
+"""VTEP discovery (tor_agent.model.peers): pure, over route prefixes; the route index peer selection uses."""
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from tor_agent.config import load
 from tor_agent.config.schema import Discover
 from tor_agent.model.peers import discover_vteps, known_vteps
+from tor_agent.model.routes import KernelRoute, RouteIndex, longest_match
 
 DATA = Path(__file__).resolve().parent / "data" / "health"
 PREFIXES = [
@@ -52,3 +54,18 @@ def test_spine_knows_every_other_loopback() -> None:
     assert known_vteps(intent, PREFIXES) == tuple(
         sorted(addresses("198.18.0.11", "198.18.0.12", "198.18.0.13", "203.0.113.7"))
     )
+
+
+def test_route_index_matches_as_longest_match_does() -> None:
+    """The index peer selection uses: the same route as a scan, for every address, over overlapping prefixes of
+    every length, equal prefixes with different metrics included."""
+    rng = random.Random(7)
+    routes = []
+    for _ in range(300):
+        length = rng.choice([0, 8, 16, 24, 28, 31, 32, 32, 32])
+        address = IPv4Address(rng.choice([0xC6120000, 0xC6120100, 0x0A000000]) + rng.randrange(512))
+        routes.append(KernelRoute(IPv4Network((address, length), strict=False), "ospf", (), metric=rng.randrange(3)))
+    index = RouteIndex(routes)
+    for _ in range(2000):
+        address = IPv4Address(rng.choice([0xC6120000, 0xC6120100, 0x0A000000, 0xCB007100]) + rng.randrange(600))
+        assert index.match(address) == longest_match(routes, address), address

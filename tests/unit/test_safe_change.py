@@ -4,6 +4,7 @@ drivers."""
 
 from __future__ import annotations
 
+import hashlib
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,10 @@ def test_drain_and_undrain_through_the_daemon(tmp_path: Path) -> None:
     assert refused["ok"] is False and refused["exit"] == 1 and refused["losses"] == [str(refusal[0])]
     assert forced["drained"] is True and forced["forced_losses"] == [str(refusal[0])]
     assert undrained["drained"] is False
+
+
+@pytest.mark.parametrize("text", ["", "version: 1\n", "é" * 1000])
+def test_the_history_digest_is_sha256_of_the_file(text: str) -> None:
+    from tor_agent.reconcile.history import digest
+
+    assert digest(text) == hashlib.sha256(text.encode()).hexdigest()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +29,9 @@ from tor_agent.cli.writing import (
     stages_json,
 )
 from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, TorAgentError
+
+if TYPE_CHECKING:
+    pass
 
 EXIT_PENDING = 3  # `diff --exit-code`: changes pending (1 and 2 keep their meaning: failure, invalid input)
 
@@ -87,7 +90,7 @@ def apply(
 
     if rollback_on_degrade and confirm_s is None:
         raise click.UsageError("--rollback-on-degrade goes with --confirm SECONDS")
-    load(config)  # an invalid file is reported here, with the same words with or without a running agent
+    intent = load(config)  # an invalid file is reported here, with the same words with or without a running agent
     message: dict[str, Any] = {"op": "apply", "config": str(config.resolve())}
     if confirm_s is not None:
         message |= {"confirm_s": confirm_s, "rollback_on_degrade": rollback_on_degrade}
@@ -103,7 +106,7 @@ def apply(
     else:
         writer = local_writer(state_dir)
         writer.settle_plain_apply()
-        writer.adopt(writer.candidate(config), "cli")
+        writer.adopt(writer.candidate(config, intent), "cli")
         doc = writer.run().as_json()
     finish(doc, as_json)
 

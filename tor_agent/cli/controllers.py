@@ -10,25 +10,17 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.config import load
-from tor_agent.config.schema import Intent
-from tor_agent.health.controllers import (
-    DEFAULT_GRACE_S,
-    ControllersStatus,
-    ControllerStatus,
-    alarm_grace_s,
-    controllers_status,
-    endpoint,
-    judge,
-    status_lines,
-)
-from tor_agent.net.sockets import DaemonSockets
-from tor_agent.net.tcp_probe import tcp_connect
-from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
+from tor_agent.health.controllers import DEFAULT_GRACE_S
+
+if TYPE_CHECKING:
+    from tor_agent.config.schema import Intent
+    from tor_agent.health.controllers import ControllersStatus, ControllerStatus
+    from tor_agent.reconcile.controllers import ControllerKeeper
 
 DEFAULT_REMOTE = "unix:/run/openvswitch/db.sock"  # as tor_agent.ovs.connection (imported only when used)
 OVSDB_TIMEOUT_S = 5.0
@@ -56,6 +48,8 @@ def read_controllers(intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool =
     """The controllers of the intent's overlay bridge: OVSDB's Controller rows and SSL row, ovs-vswitchd's own
     TCP connections (in this namespace's TCP table: run it in the switch's) and, with `probe`, a TCP connect
     to each controller the switch is not connected to."""
+    from tor_agent.health.controllers import controllers_status, endpoint
+    from tor_agent.net.sockets import DaemonSockets
     from tor_agent.ovs.connection import OvsConnection  # the ovs library: only for commands that use it
 
     with OvsConnection.open(remote, OVSDB_TIMEOUT_S) as conn:
@@ -74,6 +68,9 @@ def read_controllers(intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool =
 
 
 def _probed(c: ControllerStatus) -> ControllerStatus:
+    from tor_agent.health.controllers import endpoint
+    from tor_agent.net.tcp_probe import tcp_connect
+
     where = endpoint(c.target)
     if where is None:
         return c
@@ -88,6 +85,7 @@ def keep(intent: Intent, remote: str, grace: float | None, status_file: Path | N
     """Run the controller keeper on its own OVSDB connection until SIGTERM or SIGINT (see --keep); `grace`
     overrides the intent's alarm grace time."""
     from tor_agent.ovs.connection import OvsConnection
+    from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
 
     settings = KeepaliveSettings.from_intent(intent, grace_s=grace)
     if settings is None:
@@ -180,6 +178,9 @@ def controllers(
       tor-agent controllers --json /etc/tor-agent/agent.yaml | jq '.controllers[] | {target, connected, role}'
       tor-agent controllers --keep --status-file /run/tor-agent/controllers.json /etc/tor-agent/agent.yaml
     """
+    from tor_agent.config import load
+    from tor_agent.health.controllers import alarm_grace_s, judge, status_lines
+
     intent = load(config)
     if keep_running:
         keep(intent, remote, grace, status_file)

@@ -8,29 +8,28 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.cli.controllers import read_controllers
 from tor_agent.cli.writing import STATE_DIR
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, RuntimeFailure
-from tor_agent.health import Degraded, UnderlayStatus, judge
+from tor_agent.health import Degraded, UnderlayState, UnderlayStatus, judge
 from tor_agent.health import status as underlay_status
 from tor_agent.health.controllers import ControllerAlarm, ControllersStatus, alarm_grace_s
 from tor_agent.health.controllers import judge as judge_controllers
 from tor_agent.health.controllers import status_lines as controller_lines
 from tor_agent.health.controllers import verify as verify_controllers
-from tor_agent.health.fabric_live import FabricFinding, FabricReport, compare
+from tor_agent.health.fabric_live import FabricFinding, FabricReport, RouterLinks, compare
 from tor_agent.health.finding import Finding
-from tor_agent.health.neighbours import Cabling, LldpUnavailable, check_cabling, expectations
-from tor_agent.health.overlay import check_overlay, overlay_lines, verify_line
+from tor_agent.health.neighbours import Cabling, LldpNeighbour, LldpUnavailable, check_cabling, expectations
+from tor_agent.health.overlay import OverlayState, check_overlay, overlay_lines, verify_line
 from tor_agent.health.parts import MissingPart, parts_lines
-from tor_agent.health.readers import read_lldp, read_overlay, read_parts, read_router_links, read_underlay
 from tor_agent.health.report import status_lines, verify_lines
 from tor_agent.reconcile.agentstate import AgentState
 
@@ -40,6 +39,51 @@ ONLY = click.option(
     default=None,
     help="Check one layer only: underlay = OSPF, BFD and ECMP (no OVSDB read: tunnels and controllers skipped).",
 )
+
+
+# The readers, imported when a command runs (pyroute2, the OVS library: never for --help); tests replace these.
+
+
+def read_underlay(intent: Intent) -> UnderlayState:
+    """FRR's and the kernel's view of the underlay (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_underlay as read
+
+    return read(intent)
+
+
+def read_parts(intent: Intent) -> list[MissingPart]:
+    """The interfaces the intent names that are not there (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_parts as read
+
+    return read(intent)
+
+
+def read_overlay(intent: Intent) -> OverlayState:
+    """The overlay as OVSDB, ovs-vswitchd and the kernel have it (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_overlay as read
+
+    return read(intent)
+
+
+def read_controllers(intent: Intent) -> ControllersStatus:
+    """The controllers of the intent's overlay bridge (tor_agent.cli.controllers)."""
+    from tor_agent.cli.controllers import read_controllers as read
+
+    return read(intent)
+
+
+def read_lldp() -> tuple[LldpNeighbour, ...]:
+    """lldpd's neighbours (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_lldp as read
+
+    return read()
+
+
+def read_router_links() -> dict[IPv4Address, RouterLinks]:
+    """The area's router LSAs (tor_agent.health.readers)."""
+    from tor_agent.health.readers import read_router_links as read
+
+    return read()
 
 
 def drained_finding(state_dir: Path, allowed: bool) -> list[Finding]:
@@ -206,8 +250,8 @@ def verify(
     with an underlay route (port set up, the intent's GRE key mode, BFD up, an OVS route on netdev); every interface
     the intent names exists (a missing access port or uplink is named); this switch is not drained (unless
     --allow-drained). Exit 0 healthy, 1 degraded (each item listed), 2 invalid CONFIG. Cheap enough to run every few
-    seconds (five vtysh calls, two netlink dumps, one OVSDB read; one lldpcli call with expected neighbours). CONFIG
-    defaults to /etc/tor-agent/agent.yaml.
+    seconds (five questions to FRR's daemons over their vty sockets, two netlink dumps, one OVSDB read; one lldpcli
+    call with expected neighbours). CONFIG defaults to /etc/tor-agent/agent.yaml.
 
     With --fabric, on any switch: the area's link-state database against the fabric CONFIG was rendered from
     (fabric.yaml beside it, or --fabric-file): missing, extra and miscabled links, unknown or absent router IDs, costs

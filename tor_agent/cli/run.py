@@ -77,9 +77,11 @@ def run(
 ) -> None:
     """Run the agent: keep the switch equal to the intent file until stopped. A full pass at start
     (retried until FRR and Open vSwitch answer), then passes on events: OVSDB changes (a tunnel port
-    deleted by hand comes back within half a second), kernel route changes (tunnel peers and OVS tunnel
-    routes follow OSPF within a second; a peer whose route went keeps its tunnel for the intent's
-    overlay.tunnels.hold_down_s), link changes, and a full pass every --full-every seconds.
+    deleted by hand comes back within half a second), kernel route changes (OVS's tunnel routes follow
+    the kernel's within milliseconds, tunnel peers within a second; a peer whose route went keeps its
+    tunnel for the intent's overlay.tunnels.hold_down_s), link changes, and a full pass every
+    --full-every seconds (FRR is read in full only when one of its daemons' configurations moved).
+    The status file also holds the CPU time the passes took.
     Logs go to standard output. Tells systemd READY=1 after the first pass, WATCHDOG=1 at least every
     15 s, and a one-line STATUS. SIGHUP re-reads the intent file: an invalid one is refused, reported,
     and the last good intent keeps running. SIGTERM stops the agent and leaves the switch as it is.

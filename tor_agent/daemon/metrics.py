@@ -52,6 +52,8 @@ class AgentMetrics:
     drained: bool = False
     confirm_pending: bool = False
     missing_parts: list[str] = field(default_factory=list)  # the intent field and interface of each
+    pass_cpu_seconds: dict[str, float] = field(default_factory=dict)  # scope -> CPU seconds its passes took
+    cpu_seconds: float = 0.0  # the agent's CPU seconds so far (all threads and the processes it ran)
 
     def record_pass(self, ok: bool, repaired: int, now: float | None = None) -> None:
         """Count one reconcile pass and the drift it repaired."""
@@ -110,6 +112,18 @@ class AgentMetrics:
             gauge("drained", "1 while the switch is drained (tor-agent drain).", int(self.drained)),
             gauge(
                 "confirm_pending", "1 while an apply --confirm waits for tor-agent confirm.", int(self.confirm_pending)
+            ),
+            Metric(
+                "tor_agent_pass_cpu_seconds_total",
+                "counter",
+                "CPU seconds the passes took, by scope (the agent's threads and the processes it ran: vtysh, nft).",
+                tuple(Sample(v, (("scope", k),)) for k, v in sorted(self.pass_cpu_seconds.items())),
+            ),
+            Metric(
+                "tor_agent_cpu_seconds_total",
+                "counter",
+                "CPU seconds the agent used in all (passes, the OVSDB loop, the controller keeper, its processes).",
+                (Sample(self.cpu_seconds),),
             ),
             gauge("last_apply_success", "1 if the last pass succeeded.", 1 if self.last_apply_ok else 0),
             gauge("last_apply_timestamp_seconds", "When the last pass ended (Unix time).", self.last_apply_time),

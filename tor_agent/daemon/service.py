@@ -14,13 +14,16 @@
   confirm, rollback, drain, undrain; each answered with the pass it ran.
 - A commit-confirm's window and its health watch (tor_agent.daemon.trial).
 - WATCHDOG=1 from the main thread at least every 15 s; STATUS= one line, the status file and the metrics
-  textfile after every pass.
-The main thread blocks in select() between events: an idle agent costs nothing but its periodic pass.
+  textfile after every pass, with the CPU time each kind of pass took.
+The main thread blocks in select() between events: an idle agent costs nothing but its periodic pass, which reads
+FRR in full only when its running configuration moved (tor_agent.daemon.quiet) and the kernel's routes from a
+table netlink keeps current (tor_agent.daemon.kernel); FRR is rendered in a child process (Jinja2 never loads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -32,8 +35,10 @@ from pathlib import Path
 
 from tor_agent.config.schema import Intent
 from tor_agent.daemon.control import ControlServer
+from tor_agent.daemon.kernel import CpuTimes, KernelView
 from tor_agent.daemon.notify import SdNotify
 from tor_agent.daemon.paths import CONTROL_SOCKET, STATUS_FILE
+from tor_agent.daemon.quiet import QuietFrr
 from tor_agent.daemon.reporting import Reporter
 from tor_agent.daemon.requests import answer
 from tor_agent.daemon.schedule import Schedule, Scope
@@ -42,10 +47,13 @@ from tor_agent.daemon.trial import Trial
 from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, ConfigError, RuntimeFailure
 from tor_agent.frr import daemons
 from tor_agent.frr.ledger import DEFAULT_STATE_DIR
+from tor_agent.frr.vty import Vty, config_fingerprint
 from tor_agent.health import status as underlay_status
 from tor_agent.health.readers import drain_check, read_underlay
-from tor_agent.model.peers import TunnelHold
-from tor_agent.net import NetlinkMonitor
+from tor_agent.model.peers import TunnelHold, uplink_bridges
+from tor_agent.net.links import LinksDriver
+from tor_agent.net.monitor import NetlinkChanges, NetlinkMonitor
+from tor_agent.net.nft import GenerationCachedNft
 from tor_agent.reconcile import startup
 from tor_agent.reconcile.agentstate import AgentState, boot_id
 from tor_agent.reconcile.controllers import ControllerKeeper, KeepaliveSettings
@@ -58,6 +66,7 @@ from tor_agent.reconcile.ovs_rows import OvsRows
 from tor_agent.reconcile.report import EngineReport
 from tor_agent.reconcile.startup import StartupHold
 from tor_agent.reconcile.writer import Candidate, Writer
+from tor_agent.render.isolated import ChildRenderer
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +104,19 @@ class Daemon:
         drivers: Callable[[Path], Drivers] = switch_drivers,
         notify: SdNotify | None = None,
         monitor: Callable[[], NetlinkMonitor] = NetlinkMonitor,
+        frr_fingerprint: Callable[[], str] = lambda: config_fingerprint(Vty()),
     ) -> None:
         self.options = options
         self.notify = notify or SdNotify.from_env()
         self.lock = EngineLock(options.lock) if options.lock else EngineLock()
-        self.drivers = drivers(options.state_dir)
-        engine = Engine(self.drivers, self.lock, hold=TunnelHold())
+        switch = drivers(options.state_dir)
+        self.kernel = KernelView(switch.kernel)  # MACs and routes kept up to date by netlink's announcements
+        self.frr = QuietFrr(switch.frr, frr_fingerprint)  # FRR read in full only when it moved
+        links = switch.links  # `nft` runs only when the ruleset moved
+        if isinstance(links, LinksDriver):
+            links = dataclasses.replace(links, nft=GenerationCachedNft())
+        self.drivers = dataclasses.replace(switch, kernel=self.kernel, frr=self.frr, links=links)
+        engine = Engine(self.drivers, self.lock, hold=TunnelHold(), render=ChildRenderer())
         history = History.in_dir(options.state_dir, options.history_size)
         self.writer = Writer(engine, history, AgentState(options.state_dir), losses=drain_check)
         self.trial = Trial(self)
@@ -217,13 +233,26 @@ class Daemon:
         except InterruptedError:
             return
         if monitor.fileno() in readable:
-            self.schedule.netlink(monitor.read(), time.monotonic())
+            self._on_netlink(monitor.read())
             self.trial.soon()  # a route or link changed: an adjacency may have gone
         if wake in readable:
             for signum in received(wake):
                 self._on_signal(signum)
         if control is not None and control.fileno() in readable:
             self._on_request(control)
+
+    def _on_netlink(self, changes: NetlinkChanges) -> None:
+        """Schedule the passes `changes` ask for: a routes pass at once when the kept table has every route
+        change (a netdev leaf moves OVS's tunnel routes straight from the events), the overlay or full pass
+        debounced."""
+        now = time.monotonic()
+        self.schedule.netlink(changes, now)
+        if self.kernel.changed(changes) and changes.route_updates and self.ready and self._reroutes():
+            self.schedule.reroute(now)
+
+    def _reroutes(self) -> bool:
+        """Whether this switch keeps OVS's route table (a netdev leaf)."""
+        return self.intent is not None and bool(uplink_bridges(self.intent))
 
     def _on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
@@ -312,13 +341,18 @@ class Daemon:
         """One pass now (a full one until the first is done); None when it failed unexpectedly."""
         assert self.writer.prepared is not None
         scope = scope if self.ready else "full"
-        self.schedule.started()
+        self.schedule.started(scope)
+        if scope == "routes" and not self.kernel.table.valid:
+            return None  # a link change made the table stale since: the full pass due covers it
+        before = CpuTimes.now()
         try:
-            report = self.writer.run(scope, self.startup)
+            routes = self.kernel.table.routes() if scope == "routes" else None
+            report = self.writer.run(scope, self.startup, routes)
         except Exception:  # a bug must not stop the agent: log it, back off, try again
             log.exception("%s pass failed unexpectedly", scope)
             self.schedule.finished(scope, True, time.monotonic())
             return None
+        self.reporter.cpu(scope, CpuTimes.now() - before)
         self.passes += 1
         self.last = report
         self.schedule.finished(scope, bool(report.problems), time.monotonic(), report.held)
@@ -330,7 +364,9 @@ class Daemon:
             log.info("first pass done: ready")
         self._ensure_loop()
         if scope == "full" and self.intent is not None:
-            self.reporter.observe(self.intent, report, self.keeper(), self.writer.drained, self._pending_left())
+            self.reporter.observe(
+                self.intent, report, self.keeper(), self.kernel.routes, self.writer.drained, self._pending_left()
+            )
         self.trial.soon()
         self._publish()
         return report
@@ -365,7 +401,7 @@ class Daemon:
         assert self.intent is not None
         missing = set(self.last.missing) if self.last is not None else set()
         try:
-            st = underlay_status(read_underlay(self.intent, HOLD_READ_TIMEOUT_S), self.intent)
+            st = underlay_status(read_underlay(self.intent, HOLD_READ_TIMEOUT_S, self.kernel.routes), self.intent)
         except RuntimeFailure as e:
             log.warning("start-up protection: cannot read the uplinks (looking again): %s", e)
             return False
@@ -454,6 +490,8 @@ class Daemon:
                 "history_entry": entry.as_json() if entry is not None else None,
                 "last_pass": self.last.as_json() if self.last else None,
                 "loop": _loop_json(stats),
+                "cpu": self.reporter.cpu_json(),
+                "reads": {"frr": self.frr.reads, "frr_unchanged": self.frr.skipped, "routes": self.kernel.dumps},
                 "time": time.time(),
             }
         )

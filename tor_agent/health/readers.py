@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from tor_agent.config.schema import Intent
+from tor_agent.frr.vty import Vty, VtyShow
 from tor_agent.frr.vtysh import Vtysh
 from tor_agent.health.fabric_live import RouterLinks, parse_router_links
 from tor_agent.health.lsdb import ROUTER_LSAS, Lsdb, PairLoss, drain_losses, parse_lsdb
@@ -18,6 +20,7 @@ from tor_agent.health.parts import MissingPart, missing_parts
 from tor_agent.health.underlay import UnderlayState, bfd_enabled, collect
 from tor_agent.model.links import desired_links
 from tor_agent.model.peers import uplink_bridges
+from tor_agent.model.routes import KernelRoute
 from tor_agent.net import interface_names, kernel_routes
 from tor_agent.ovs.routes import OvsRouteTable
 from tor_agent.ovs.state import OvsSnapshot
@@ -26,9 +29,14 @@ SHOW_TIMEOUT_S = 10.0  # a show command answers in ~20 ms; a stuck daemon must n
 LLDP_TIMEOUT_S = 5.0  # lldpcli answers in a few ms
 
 
-def read_underlay(intent: Intent, timeout_s: float = SHOW_TIMEOUT_S) -> UnderlayState:
-    """FRR's and the kernel's view of this switch's underlay (this network namespace, FRR's default sockets)."""
-    return collect(Vtysh(timeout_s=timeout_s), kernel_routes, bfd=bfd_enabled(intent))
+def read_underlay(
+    intent: Intent, timeout_s: float = SHOW_TIMEOUT_S, routes: Callable[[], tuple[KernelRoute, ...]] = kernel_routes
+) -> UnderlayState:
+    """FRR's and the kernel's view of this switch's underlay (this network namespace, FRR's default sockets):
+    FRR's daemons asked over their vty sockets (no vtysh process; vtysh when a socket cannot answer), the
+    kernel's routes from `routes` (a dump by default)."""
+    frr = VtyShow(Vty(timeout_s=timeout_s), fallback=Vtysh(timeout_s=timeout_s))
+    return collect(frr, routes, bfd=bfd_enabled(intent))
 
 
 def read_overlay(intent: Intent, remote: str | None = None) -> OverlayState:

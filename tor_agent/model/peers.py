@@ -22,7 +22,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from tor_agent.config.schema import Intent, Tunnels
 from tor_agent.model.overlay import TUNNEL_PREFIX, OvsDesired
-from tor_agent.model.routes import KernelRoute, Nexthop, longest_match
+from tor_agent.model.routes import KernelRoute, Nexthop, RouteIndex
 from tor_agent.model.underlay import uplink_bridge_name, uses_uplink_bridges
 
 OSPF = "ospf"  # the kernel's name for routes FRR's ospfd installed
@@ -98,8 +98,9 @@ def select_peers(intent: Intent, routes: Sequence[KernelRoute]) -> Peers:
     inside = overlay_interfaces(intent)
     usable: dict[IPv4Address, KernelRoute] = {}
     dropped: dict[IPv4Address, str] = {}
+    index = RouteIndex(routes)
     for peer in sorted(candidates(intent, routes)):
-        route = longest_match(routes, peer)
+        route = index.match(peer)
         live = route.live_nexthops() if route is not None else ()
         through = sorted({nh.ifname for nh in live if nh.ifname in inside or nh.ifname.startswith(TUNNEL_PREFIX)})
         if route is None or not live:

@@ -62,6 +62,31 @@ def longest_match(routes: Iterable[KernelRoute], address: IPv4Address) -> Kernel
     return best
 
 
+class RouteIndex:
+    """`longest_match` for many addresses over one dump: a dict per prefix length, so a lookup costs at most 33
+    dict lookups instead of a scan of every route (a thousand VTEPs over a thousand routes: a million
+    comparisons)."""
+
+    def __init__(self, routes: Iterable[KernelRoute]) -> None:
+        self._by_length: dict[int, dict[int, KernelRoute]] = {}
+        for route in routes:
+            same = self._by_length.setdefault(route.prefix.prefixlen, {})
+            key = int(route.prefix.network_address)
+            if key not in same or route.metric < same[key].metric:  # as longest_match: the first lowest metric
+                same[key] = route
+        self._lengths = sorted(self._by_length, reverse=True)
+
+    def match(self, address: IPv4Address) -> KernelRoute | None:
+        """The route the kernel uses for `address` (as `longest_match`)."""
+        value = int(address)
+        for length in self._lengths:
+            mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+            route = self._by_length[length].get(value & mask)
+            if route is not None:
+                return route
+        return None
+
+
 @dataclass(frozen=True, order=True)
 class Nexthop:
     """A way to a VTEP in OVS's route table: out of an uplink bridge, through a gateway (None: on the link)."""

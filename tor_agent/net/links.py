@@ -71,6 +71,9 @@ class LinksDriver:
         Raises NetError only when the kernel cannot be asked at all (no netlink socket)."""
         applied: list[Action] = []
         errors: list[RuntimeFailure] = []
+        if not links_plan.actions and links_plan.state is not None:
+            self._forget_gone(links_plan.state)  # nothing to apply: the state planned from is the kernel's
+            return LinkResult(unowned=links_plan.unowned)
         with locked(self.owned_file), Netlink() as nl:
             links = nl.links()
             recorded = load_owned(self.owned_file)
@@ -88,9 +91,17 @@ class LinksDriver:
             finally:
                 if applied or owned != recorded:
                     save_owned(self.owned_file, owned)
-            if not errors:
+            if applied and not errors:  # nothing applied: the state just read is the state to verify
                 errors += self._verify(links_plan.spec, nl)
         return LinkResult(tuple(applied), tuple(errors), links_plan.unowned)
+
+    def _forget_gone(self, state: KernelState) -> None:
+        """Drop the recorded addresses that are no longer there (as `apply` does after its actions)."""
+        present = state.owned_present()
+        if present != state.owned:
+            with locked(self.owned_file):
+                if load_owned(self.owned_file) == state.owned:  # unchanged since the read
+                    save_owned(self.owned_file, set(present))
 
     def _read(self, nl: Netlink) -> KernelState:
         links = nl.links()

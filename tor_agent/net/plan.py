@@ -11,7 +11,7 @@ kernel deletes together with the old primary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 
 from tor_agent.model.links import LinkSpec, LinksSpec
@@ -28,6 +28,7 @@ class LinksPlan:
     actions: tuple[Action, ...] = ()
     missing: tuple[LinkSpec, ...] = ()
     unowned: tuple[tuple[str, IPv4Interface], ...] = ()  # wanted addresses already there, not tor-agent's
+    state: KernelState | None = field(default=None, compare=False)  # what it was planned from
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -60,7 +61,8 @@ def present_only(spec: LinksSpec, state: KernelState) -> LinksSpec:
 def plan_links(spec: LinksSpec, state: KernelState) -> LinksPlan:
     """Every change needed for the interfaces that exist, in apply order; the missing ones are listed apart."""
     present = present_only(spec, state)
-    return LinksPlan(spec, plan(present, state), missing_interfaces(spec, state), unowned_addresses(present, state))
+    missing, unowned = missing_interfaces(spec, state), unowned_addresses(present, state)
+    return LinksPlan(spec, plan(present, state), missing, unowned, state)
 
 
 def plan(spec: LinksSpec, state: KernelState) -> tuple[Action, ...]:

@@ -4,7 +4,11 @@ one daemon (ovs-vswitchd) holds.
 Not /proc/net/tcp: reading it walks the whole host's established hash, every bucket of every namespace,
 and formats text: about 5 ms of system time per read on a 24 GiB machine even with six sockets, which the
 controller keeper's twice-a-second look turned into 1 % of a core. A sock_diag dump filtered to
-ESTABLISHED costs a fraction of a millisecond. A plain AF_NETLINK socket, as in tor_agent.net.monitor.
+ESTABLISHED walks that hash too (the kernel sizes it by RAM: ~1 ms of system time per address family on
+that machine), so while every connection of interest is known, `DaemonSockets` only asks the kernel
+whether each one is still there (`still_established`: one exact lookup by address, port and socket
+cookie, no walk) and dumps again only when one is not. A plain AF_NETLINK socket, as in
+tor_agent.net.monitor.
 
 Who holds a connection: sock_diag reports each socket's inode and the cgroup of the process that created
 it; a process's sockets are its `/proc/PID/fd/N -> socket:[INODE]` links. Any process can connect to a
@@ -38,6 +42,8 @@ TCP_ESTABLISHED = 1
 INET_DIAG_CGROUP_ID = 21  # an attribute every dump carries since Linux 5.9 (Debian 12: 6.1)
 _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _REQUEST = struct.Struct("=BBBxI48x")  # struct inet_diag_req_v2: family, protocol, ext, states, (any) sockid
+_EXACT = struct.Struct("=BBBxI48s")  # the same with a given sockid: one socket looked up, nothing walked
+_SOCKID = slice(4, 52)  # struct inet_diag_sockid within struct inet_diag_msg
 # struct inet_diag_msg: family, state, timer, retrans, sockid (sport, dport, src, dst, if, cookie), expires,
 # rqueue, wqueue, uid, inode
 _MSG = struct.Struct("=BBBB2s2s16s16sI8sIIIII")
@@ -56,6 +62,26 @@ class TcpConnection:
     remote: Endpoint  # IPv4-mapped IPv6 remotes as IPv4
     inode: int  # the socket's: /proc/PID/fd/N -> socket:[inode]; 0 while no process holds it (not yet accepted)
     cgroup: int | None = None  # cgroup v2 id of the process that created the socket (None: not reported)
+    sockid: tuple[int, bytes] | None = field(default=None, compare=False, repr=False)  # family, inet_diag_sockid
+
+
+def still_established(connection: TcpConnection) -> bool:
+    """Whether this very socket (its addresses, ports and cookie, as a dump reported them) is still
+    ESTABLISHED: one exact sock_diag lookup. False for a connection not from a dump. Raises OSError when the
+    kernel cannot be asked."""
+    if connection.sockid is None:
+        return False
+    family, sockid = connection.sockid
+    request = _EXACT.pack(family, socket.IPPROTO_TCP, 0, 1 << TCP_ESTABLISHED, sockid)
+    header = _HEADER.pack(_HEADER.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
+        sock.send(header + request)
+        data = sock.recv(1 << 16)
+    if len(data) < _HEADER.size + _MSG.size:
+        return False  # NLMSG_ERROR: ENOENT (gone), ESTALE (another socket with the same addresses)
+    _, kind, _, _, _ = _HEADER.unpack_from(data)
+    state = data[_HEADER.size + 1]
+    return bool(kind == SOCK_DIAG_BY_FAMILY and state == TCP_ESTABLISHED)
 
 
 def established_tcp() -> frozenset[TcpConnection]:
@@ -94,7 +120,9 @@ def _connection(data: bytes, offset: int, end: int) -> TcpConnection:
     if isinstance(remote, ipaddress.IPv6Address) and remote.ipv4_mapped is not None:
         remote = remote.ipv4_mapped
     port = int.from_bytes(dport, "big")
-    return TcpConnection(int.from_bytes(sport, "big"), (remote, port), inode, _cgroup(data, offset + _MSG.size, end))
+    cgroup = _cgroup(data, offset + _MSG.size, end)
+    sockid = (family, bytes(data[offset + _SOCKID.start : offset + _SOCKID.stop]))
+    return TcpConnection(int.from_bytes(sport, "big"), (remote, port), inode, cgroup, sockid)
 
 
 def _cgroup(data: bytes, offset: int, end: int) -> int | None:
@@ -262,6 +290,7 @@ class DaemonSockets:
     table: Lookup = field(default_factory=ProcessTable)
     dump: Callable[[], Iterable[TcpConnection]] = established_tcp
     retry_s: float = 30.0
+    confirm: Callable[[TcpConnection], bool] = still_established
     clock: Callable[[], float] = time.monotonic
     reason: str | None = field(default=None, init=False)
     looks: int = field(default=0, init=False)  # how often /proc was read
@@ -269,11 +298,20 @@ class DaemonSockets:
     _other: set[int] = field(default_factory=set, init=False)
     _undecided: set[int] = field(default_factory=set, init=False)
     _failed_at: float = field(default=0.0, init=False)
+    _holding: dict[Endpoint, TcpConnection] = field(default_factory=dict, init=False)
+    dumps: int = field(default=0, init=False)  # how often the TCP table was dumped
 
     def endpoints(self, wanted: Collection[Endpoint]) -> frozenset[Endpoint] | None:
         """Of `wanted`, those the daemon holds an ESTABLISHED TCP connection to; None when that cannot be told
-        for a connection to one of them (`reason`). Raises OSError when the kernel cannot be asked."""
+        for a connection to one of them (`reason`). Raises OSError when the kernel cannot be asked.
+
+        While the daemon holds a known connection to every one of `wanted`, each is only confirmed (`confirm`:
+        one exact lookup); the table is dumped when one is missing or no longer there."""
+        if wanted and all(e in self._holding and self.confirm(self._holding[e]) for e in wanted):
+            return frozenset(wanted)
+        self.dumps += 1
         held = self.held([c for c in self.dump() if c.remote in wanted])
+        self._holding = {c.remote: c for c in held or ()}
         return None if held is None else frozenset(c.remote for c in held)
 
     def held(self, connections: Sequence[TcpConnection]) -> list[TcpConnection] | None:

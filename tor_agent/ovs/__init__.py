@@ -2,4 +2,5 @@
 
 `connection.OvsConnection` is the driver; `state` holds the plain values it exchanges (snapshots and
 actions) and imports nothing from the `ovs` library, so the reconciler can be tested with fakes.
+`routes.OvsRouteTable` keeps OVS's own route table over ovs-vswitchd's unixctl socket (`unixctl`).
 """

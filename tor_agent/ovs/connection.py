@@ -1,7 +1,9 @@
 """The OVS driver: one OVSDB IDL connection, snapshots of it, and one-transaction apply.
 
-The only module importing the `ovs` library. Works with Debian's python3-openvswitch 3.1 and PyPI's
-`ovs` 4.x. Only the tables and columns tor-agent needs are replicated (RSS and update traffic).
+With tor_agent.ovs.unixctl (ovs-vswitchd's unixctl socket), the only module using the `ovs` library
+(imported through tor_agent.ovs.library).
+Works with Debian's python3-openvswitch 3.1 and PyPI's `ovs` 4.x. Only the tables and columns tor-agent
+needs are replicated (RSS and update traffic).
 """
 
 from __future__ import annotations
@@ -15,13 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-import ovs.db.idl
-import ovs.jsonrpc
-import ovs.poller
-import ovs.stream
-
 from tor_agent.ovs.cache import Row, RowCache, optional
 from tor_agent.ovs.errors import OvsdbUnavailable, TransactionFailed, VswitchdTimeout
+from tor_agent.ovs.library import ovs
 from tor_agent.ovs.state import Action, ApplyResult, ControllerState, InterfaceFailure, OvsSnapshot
 from tor_agent.ovs.txn import TxnBuilder
 

@@ -1,6 +1,7 @@
 """OVS's own route table for native tunnelling (docs/design.md, fact 1): a pure planner and a thin applier;
-and the BFD sessions ovs-vswitchd runs on tunnels (read only). Both through `ovs-appctl` (ovs-vswitchd's
-unixctl): neither is in OVSDB (user routes never are; `bfd/show` is the live session state).
+and the BFD sessions ovs-vswitchd runs on tunnels (read only). Both through ovs-vswitchd's unixctl socket
+(what `ovs-appctl` talks to; in-process, tor_agent.ovs.unixctl): neither is in OVSDB (user routes never are;
+`bfd/show` is the live session state).
 
 A userspace (`netdev`) OVS encapsulates GRE itself and routes the outer packet with its own table, which
 caches the kernel's routes but drops multipath ones (OVS 3.1). So tor-agent keeps exactly one *user* route
@@ -21,21 +22,26 @@ So a plan deletes first and then re-inserts a route over every bridge it deleted
 terminating tunnels ("deaf"); the last route over a bridge is kept (an anchor, harmless: no tunnel
 points at a gone VTEP) rather than deleted, so that there is always one to re-insert.
 
-`plan_routes` is pure; `OvsRouteTable` runs `ovs-appctl ovs/route/show|add|del` (a daemon CLI: argv
-lists, timeouts). Adding a route for a prefix that has one replaces it in place: a move has no gap.
+`plan_routes` is pure; `OvsRouteTable` sends `ovs/route/show|add|del` over one kept connection, every
+command of a plan in one batch (a reroute of V VTEPs is one round trip, not V `ovs-appctl` processes), each
+wait bounded. Adding a route for a prefix that has one replaces it in place: a move has no gap.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 import zlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING
 
 from tor_agent.model.routes import Nexthop, OvsRoute
 from tor_agent.ovs.errors import OvsError
+
+if TYPE_CHECKING:
+    from tor_agent.ovs.unixctl import UnixctlClient
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -113,7 +119,12 @@ def choose_nexthop(vtep: IPv4Address, candidates: Collection[Nexthop]) -> Nextho
     """
     if not candidates:
         raise ValueError(f"no nexthop for {vtep}")
-    return max(sorted(candidates), key=lambda nh: zlib.crc32(f"{vtep}|{nh}".encode()))
+    return _rendezvous(vtep, tuple(sorted(candidates)))
+
+
+@lru_cache(maxsize=8192)  # every pass asks again for every VTEP: the answer only changes with the candidates
+def _rendezvous(vtep: IPv4Address, candidates: tuple[Nexthop, ...]) -> Nexthop:
+    return max(candidates, key=lambda nh: zlib.crc32(f"{vtep}|{nh}".encode()))
 
 
 def owned_routes(current: Iterable[OvsRoute], bridges: Collection[str]) -> dict[IPv4Network, OvsRoute]:
@@ -167,7 +178,8 @@ def _choose(
             unroutable.append(vtep)
             continue
         choice = choose_nexthop(vtep, candidates)
-        chosen[IPv4Network(f"{vtep}/32")] = OvsRoute(IPv4Network(f"{vtep}/32"), choice.device, choice.gateway)
+        prefix = IPv4Network((vtep, 32))
+        chosen[prefix] = OvsRoute(prefix, choice.device, choice.gateway)
     return chosen, unroutable
 
 
@@ -220,7 +232,7 @@ def parse_bfd_show(text: str) -> dict[str, str]:
 
 
 class RouteTableError(OvsError):
-    """ovs-appctl failed or ovs-vswitchd could not be reached; names the command."""
+    """ovs-vswitchd could not be reached over its unixctl socket; names the command."""
 
     retryable = True
 
@@ -237,17 +249,20 @@ class RouteApplyResult:
         return self.applied
 
 
-@dataclass(frozen=True)
 class OvsRouteTable:
-    """ovs-vswitchd's route table through `ovs-appctl`; `target` is its unixctl socket or name."""
+    """ovs-vswitchd's route table over its unixctl socket, in-process (tor_agent.ovs.unixctl): one connection
+    kept open, the commands of one apply sent as one batch. `target`: the daemon's name (its socket found
+    through its pidfile, as `ovs-appctl -t` finds it) or the socket's path."""
 
-    target: str = "ovs-vswitchd"
-    argv0: str = "ovs-appctl"
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    def __init__(self, target: str = "ovs-vswitchd", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._client: UnixctlClient | None = None
 
     def read(self) -> RouteTableState:
-        """The route table and the tunnel termination entries. Raises RouteTableError."""
-        return RouteTableState(self.show(), self.terminating())
+        """The route table and the tunnel termination entries (one round trip). Raises RouteTableError."""
+        show, ports = self._texts([("ovs/route/show", ()), ("tnl/ports/show", ("-v",))])
+        return RouteTableState(parse_route_show(show), parse_tnl_ports(ports))
 
     @staticmethod
     def plan(desired: RoutesDesired, state: RouteTableState) -> RoutePlan:
@@ -256,46 +271,61 @@ class OvsRouteTable:
 
     def show(self) -> tuple[OvsRoute, ...]:
         """Every IPv4 route OVS has (user and cached). Raises RouteTableError."""
-        return parse_route_show(self._appctl("ovs/route/show"))
+        return parse_route_show(self._call("ovs/route/show"))
 
     def terminating(self) -> frozenset[tuple[str, IPv4Address]]:
         """(MAC, IPv4 address) pairs on which OVS decapsulates tunnel packets now (`tnl/ports/show -v`)."""
-        return parse_tnl_ports(self._appctl("tnl/ports/show", "-v"))
+        return parse_tnl_ports(self._call("tnl/ports/show", "-v"))
 
     def bfd_states(self) -> dict[str, str]:
         """Interface -> BFD session state (up, down, init, admin_down) of every BFD session ovs-vswitchd runs."""
-        return parse_bfd_show(self._appctl("bfd/show"))
+        return parse_bfd_show(self._call("bfd/show"))
 
     def apply(self, plan: RoutePlan) -> RouteApplyResult:
-        """Delete, add (or move), then re-insert the refreshes, one command each; a refused command is reported
-        and the rest go on.
+        """Delete, add (or move), then re-insert the refreshes, in one batch, in that order; a refused command is
+        reported and the rest go on (ovs-vswitchd takes each on its own).
 
         Raises RouteTableError only when ovs-vswitchd cannot be reached at all.
         """
+        commands = plan.commands()
+        answers = self._batch([(args[0], args[1:]) for _, args in commands])
         applied: list[str] = []
         failures: list[RouteTableError] = []
-        for what, args in plan.commands():
-            try:
-                self._appctl(*args)
-            except _Refused as e:
-                failures.append(_Refused(f"{what}: {e}"))
+        for (what, _), answer in zip(commands, answers, strict=True):
+            if isinstance(answer, _Refused):
+                failures.append(_Refused(f"{what}: {answer}"))
             else:
                 applied.append(what)
         return RouteApplyResult(tuple(applied), tuple(failures))
 
-    def _appctl(self, *args: str) -> str:
-        argv = [self.argv0, f"--timeout={max(1, int(self.timeout_s))}", "-t", self.target, *args]
+    def close(self) -> None:
+        """Close the connection to ovs-vswitchd (the next call opens one again)."""
+        if self._client is not None:
+            self._client.close()
+
+    def _call(self, command: str, *args: str) -> str:
+        (answer,) = self._texts([(command, args)])
+        return answer
+
+    def _texts(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+        """Each request's output; raises the first refusal."""
+        texts = []
+        for (command, _), answer in zip(requests, self._batch(requests), strict=True):
+            if isinstance(answer, _Refused):
+                raise _Refused(f"{command}: {answer}")
+            texts.append(answer)
+        return texts
+
+    def _batch(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[str | _Refused]:
+        from tor_agent.ovs.unixctl import UnixctlClient, UnixctlRefused, UnixctlUnreachable
+
+        if self._client is None:
+            self._client = UnixctlClient(self.target, self.timeout_s)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s + 1, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise RouteTableError(f"{' '.join(argv)}: {e}") from e
-        if done.returncode == 0:
-            return done.stdout
-        lines = done.stderr.strip().splitlines()
-        if "server returned an error" in done.stderr:
-            said = [line for line in lines if not line.startswith(f"{self.argv0}:")]
-            raise _Refused("; ".join(said) or "refused")
-        raise RouteTableError(f"{' '.join(args)}: ovs-vswitchd not reachable ({'; '.join(lines) or done.returncode})")
+            answers = self._client.batch(requests)
+        except UnixctlUnreachable as e:
+            raise RouteTableError(f"{requests[0][0]}: ovs-vswitchd not reachable ({e})") from e
+        return [_Refused(str(a)) if isinstance(a, UnixctlRefused) else a for a in answers]
 
 
 class _Refused(RouteTableError):

@@ -13,7 +13,7 @@ they are read from their paths again when the entry is applied.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import importlib
 import json
 import shutil
 import time
@@ -50,8 +50,15 @@ class Entry:
 
 
 def digest(text: str) -> str:
-    """The SHA-256 of an intent's text, as hex."""
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The SHA-256 of an intent's text, as hex (what `sha256sum` prints for the file).
+
+    From CPython's own SHA-256 (`_sha2`, `_sha256` before 3.12), which hashlib falls back to: hashlib would load
+    OpenSSL's libcrypto (3.5 MB resident, for good) into the agent for one hash per intent change."""
+    try:
+        module = importlib.import_module("_sha2")
+    except ImportError:
+        module = importlib.import_module("_sha256")
+    return str(module.sha256(text.encode()).hexdigest())
 
 
 @dataclass(frozen=True)

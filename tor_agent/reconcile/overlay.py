@@ -198,8 +198,8 @@ class OverlayLoop:
     be called from any thread. After a failed pass the next one comes `retry_after` s later. The
     `sidecar`'s `tick()` runs on every wake-up: OVSDB input, one of its fds readable, or its deadline.
     A pass of the loop's own (an OVSDB change, the periodic full pass) runs only while it holds `lock`; when
-    another writer holds it, the loop tries again `LOCK_RETRY_S` later. A pass for an `update()` runs without
-    taking it: the engine that handed the update holds it and waits for that pass.
+    another writer holds it, the loop tries again `LOCK_RETRY_S` later. A pass for an `update()` runs at once
+    (no debounce) and without taking it: the engine that handed the update holds it and waits for that pass.
     """
 
     reconciler: OverlayReconciler
@@ -248,7 +248,7 @@ class OverlayLoop:
             now = time.monotonic()
             due = now >= next_full and now >= retry_at
             if due or updated or (self.events.generation != seen and now >= retry_at):
-                if not due:
+                if not due and not updated:  # an engine update runs at once: the engine holds its lock meanwhile
                     updated = self._settle() or updated
                 with self._held(updated) as mine:
                     if not mine:

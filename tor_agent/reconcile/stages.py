@@ -11,7 +11,10 @@ A full pass on a `datapath: netdev` leaf:
 6. OVS tunnels to exactly those peers;
 7. OVS's tunnel route table: one user route per peer over an uplink bridge (netdev only).
 A `datapath: system` leaf skips 1 and 7; a spine has no overlay and runs 3 and 4 only. The overlay pass
-(the daemon's answer to a route change) runs 1 and 5-7.
+(the daemon's answer to a route change) runs 1 and 5-7. The routes pass (the daemon's first answer to a
+route change on a netdev leaf, before the overlay pass) runs 5 and 7 over a route table it is given (the
+kernel's, kept from the route events: no dump), without the MACs: it moves OVS's tunnel routes at once;
+the overlay pass after it adds and removes tunnels.
 
 Every driver stage is the same: read, plan, apply (tor_agent.reconcile.drivers). A stage that fails is
 reported and the pass goes on: within a stage each object stands alone where it can (a missing interface
@@ -44,6 +47,7 @@ from tor_agent.model.peers import (
     tunnel_nexthops,
     uplink_bridges,
 )
+from tor_agent.model.routes import KernelRoute
 from tor_agent.model.underlay import uplink_bridge_name
 from tor_agent.ovs.routes import RoutesDesired
 from tor_agent.reconcile.drivers import Driver, Drivers, PlanLike, ResultLike
@@ -52,7 +56,7 @@ from tor_agent.reconcile.startup import StartupHold
 
 log = logging.getLogger(__name__)
 
-Scope = Literal["full", "overlay"]
+Scope = Literal["full", "overlay", "routes"]
 PEERS_UNKNOWN = "the peers are unknown (their stage failed): left as they are"
 NO_OSPF_ROUTE = "no OSPF route in the kernel (FRR restarting or every uplink down): left as they are"
 
@@ -84,9 +88,11 @@ class Pass:
         hold: TunnelHold | None = None,
         drained: bool = False,
         startup: StartupHold | None = None,
+        routes: Sequence[KernelRoute] | None = None,
     ) -> None:
         self.d, self.prepared, self.scope, self.dry_run, self.hold = drivers, prepared, scope, dry_run, hold
         self.drained, self.startup = drained, startup
+        self.routes = routes  # the kernel's route table, when the caller has it (else the peers stage dumps it)
         self.intent = prepared.intent
         self.macs: Mapping[str, str] = {}
         self.peers = NO_PEERS
@@ -103,7 +109,7 @@ class Pass:
     def run(self) -> EngineReport:
         start = time.monotonic()
         full = self.scope == "full"
-        if self.overlay:
+        if self.overlay and self.scope != "routes":
             self.macs = self._read_macs()
         if full and self.overlay and not self.dry_run:
             self._stage("ovs", self._ovs_base)
@@ -113,7 +119,9 @@ class Pass:
         if self.overlay:
             self._stage("peers", self._peers)
             for name, body in (("tunnels", self._tunnels), ("routes", self._routes)):
-                if name == "routes" and not uplink_bridges(self.intent):
+                if (name == "routes" and not uplink_bridges(self.intent)) or (
+                    name == "tunnels" and self.scope == "routes"
+                ):
                     continue
                 if self.peers_unknown is None:
                     self._stage(name, body)
@@ -186,7 +194,7 @@ class Pass:
         return StageReport("frr", result.changes(), notes=(*plan.notes(), *said), detail=detail, data=data)
 
     def _peers(self) -> StageReport:
-        routes = self.d.kernel.routes()
+        routes = self.d.kernel.routes() if self.routes is None else self.routes
         if not any_ospf_route(routes):
             # FRR restarting (zebra sweeps, ospfd re-learns: seconds) or every uplink down: no peer's absence
             # means it left, and deleting its tunnel would renumber its OpenFlow port for nothing.

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tor_agent.config import load, load_text
+from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, RuntimeFailure, TorAgentError
 from tor_agent.health.lsdb import PairLoss
+from tor_agent.model.routes import KernelRoute
 from tor_agent.reconcile.agentstate import AgentState, Drain, PendingConfirm, boot_id
 from tor_agent.reconcile.engine import Engine
 from tor_agent.reconcile.history import Entry, History, Who
@@ -75,9 +77,10 @@ class Writer:
 
     # --- what runs ---
 
-    def candidate(self, path: Path) -> Candidate:
-        """`path` loaded and prepared. Raises ConfigError or IntentRefused (nothing changed)."""
-        intent = load(path)
+    def candidate(self, path: Path, intent: Intent | None = None) -> Candidate:
+        """`path` loaded (unless the caller already did: `intent`) and prepared. Raises ConfigError or
+        IntentRefused (nothing changed)."""
+        intent = intent if intent is not None else load(path)
         text = path.read_text(encoding="utf-8")
         return Candidate(self.engine.prepare(intent), text, path)
 
@@ -106,10 +109,13 @@ class Writer:
             log.warning("the pinned intent cannot be read, running the intent file: %s", e)
             return None
 
-    def run(self, scope: Scope = "full", startup: StartupHold | None = None) -> EngineReport:
-        """One pass of the running intent (drained as the agent state says; `startup`: the daemon's protection)."""
+    def run(
+        self, scope: Scope = "full", startup: StartupHold | None = None, routes: Sequence[KernelRoute] | None = None
+    ) -> EngineReport:
+        """One pass of the running intent (drained as the agent state says; `startup`: the daemon's protection;
+        `routes`: the kernel's route table as the daemon keeps it, for a routes pass)."""
         assert self.prepared is not None
-        return self.engine.apply(self.prepared, scope, drained=self.drained, startup=startup)
+        return self.engine.apply(self.prepared, scope, drained=self.drained, startup=startup, routes=routes)
 
     # --- drain ---
 

@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from tor_agent.config.schema import Bfd, Intent, Ospf
 from tor_agent.errors import RuntimeFailure
 from tor_agent.model.underlay import OspfInterface, ospf_interfaces, uses_uplink_bridges
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES_ENV = "TOR_AGENT_TEMPLATES"
 INSTALLED_TEMPLATES = Path("/usr/share/tor-agent/frr-templates")
@@ -40,7 +42,11 @@ class TemplateError(RuntimeFailure):
 
     def __init__(self, directory: Path, message: str) -> None:
         self.directory = directory
+        self.detail = message
         super().__init__(f"FRR templates in {directory}: {message}")
+
+    def __reduce__(self) -> tuple[type[TemplateError], tuple[Path, str]]:
+        return type(self), (self.directory, self.detail)
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,11 @@ _default_template_dir = template_dir  # render_frr's parameter shadows the funct
 
 def render_frr(intent: Intent, template_dir: Path | None = None, drained: bool = False) -> str:
     """The FRR configuration text for `intent`, rendered from `template_dir` (default: `template_dir()`);
-    `drained`: the switch advertises every transit link at the maximum metric (traffic goes around it)."""
+    `drained`: the switch advertises every transit link at the maximum metric (traffic goes around it).
+
+    Imports Jinja2 (only here: a process that never renders, or renders in a child, never loads it)."""
+    import jinja2
+
     directory = template_dir if template_dir is not None else _default_template_dir()
     template = _load_template(directory)
     try:
@@ -172,6 +182,8 @@ def _unless_default(value: int | None, default: int) -> int | None:
 
 @lru_cache(maxsize=4)  # one Environment per directory; Jinja re-reads a template whose file changed
 def _load_template(directory: Path) -> jinja2.Template:
+    import jinja2
+
     if not directory.is_dir():
         raise TemplateError(directory, f"no such directory (set {TEMPLATES_ENV} or reinstall tor-agent)")
     env = jinja2.Environment(
@@ -191,6 +203,8 @@ def _load_template(directory: Path) -> jinja2.Template:
 
 def _one_word(value: object) -> object:
     """Refuse a None or a multi-word value: either would put a broken (or injected) line into FRR."""
+    import jinja2
+
     if value is None:
         raise jinja2.TemplateRuntimeError("a template printed None: guard the line with an `if`")
     if isinstance(value, str) and (not value or not value.isprintable() or len(value.split()) != 1):
