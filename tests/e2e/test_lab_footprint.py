@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 import pytest
-from labkit import REPO, Lab
 
+from labs.labkit.fabric import fabric_links
+from labs.labkit.lab import Lab
+from labs.labkit.nodes import agent_daemons
 from tor_agent.ovs.routes import parse_route_show
 from tor_agent.wait import wait_until
-
-sys.path.insert(0, str(REPO / "bench"))
-import underlay_failover as failover
 
 pytestmark = pytest.mark.lab
 
@@ -34,7 +32,7 @@ def running_config(lab: Lab, node: str) -> str:
 
 def test_a_hand_edit_in_frr_is_repaired_by_the_next_full_pass_which_alone_reads_frr_in_full(converged: Lab) -> None:
     leaf = converged.role("leaf")[0]
-    (pid,) = failover.agent_daemons(converged.topo, leaf)
+    (pid,) = agent_daemons(converged.topo, leaf)
     wait_until(lambda: status(converged, leaf)["reads"]["frr_unchanged"] >= 1, FULL_PASS_BUDGET_S, 0.5,
                f"{leaf}: a full pass that found FRR as the agent left it")  # fmt: skip
     full_reads = status(converged, leaf)["reads"]["frr"]
@@ -58,7 +56,7 @@ def test_ovs_routes_follow_a_kernel_route_change_and_the_routes_pass_reports_it(
     """A synthetic VTEP inside the discovery prefix: OVS's route to it follows the kernel's route as it moves
     from both uplinks to one, from the route events (a routes pass, no dump)."""
     leaf = converged.role("leaf")[0]
-    links = failover.fabric_links(converged.topo, leaf)
+    links = fabric_links(converged.topo, leaf)
     (eth_a, gw_a), (eth_b, gw_b) = ((f"br-{x.uplink}", x.spine_address) for x in links[:2])
     vtep = "198.18.0.250"
     both = ["nexthop", "via", gw_a, "dev", eth_a, "nexthop", "via", gw_b, "dev", eth_b]
