@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +216,33 @@ class NodeProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+
+@dataclass
+class Background:
+    """A process started inside a node with `background`, its output in a host file; stopped by process id."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send `sig` and wait; kill it if it does not end within 10 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def text(self) -> str:
+        """Its output so far."""
+        return self.log.read_text(errors="replace")
+
+
+def background(topo: Topology, node: str, argv: list[str], log: Path) -> Background:
+    """Start `argv` inside `node`, its stdout and stderr going to `log`."""
+    full, env = realise.exec_argv(topo, node, argv)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
+    return Background(proc, log)

@@ -32,7 +32,7 @@ import yaml
 
 from labs.containerlab.controller.lab_ca import LabCa, make_ca
 from labs.labkit.lab import Lab
-from labs.labkit.nodes import paused_agents
+from labs.labkit.nodes import Background, background, paused_agents
 from labs.nslab import realise
 from tor_agent.model.overlay import alternate_target
 from tor_agent.wait import wait_until
@@ -57,31 +57,8 @@ OSKEN_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*switch conne
 # --- processes in nodes ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Background:
-    """A process started inside a node, with its output in a host file; stopped by process id."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 def start(lab: Lab, node: str, argv: list[str], log: Path) -> Background:
-    full, env = realise.exec_argv(lab.topo, node, argv)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
-    return Background(proc, log)
+    return background(lab.topo, node, argv, log)
 
 
 def agent(lab: Lab, node: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:

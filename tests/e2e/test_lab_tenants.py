@@ -28,9 +28,8 @@ import pytest
 from labs.labkit import frames
 from labs.labkit.fabric import tenant_address
 from labs.labkit.lab import NODE_START, Lab
-from labs.labkit.nodes import INTENT, tor_agent
+from labs.labkit.nodes import INTENT, Background, background, tor_agent
 from labs.labkit.tenants import STATE_FILE, NetworkApi, seed
-from labs.nslab import realise
 from tor_agent.wait import wait_until
 
 pytestmark = pytest.mark.lab
@@ -285,27 +284,9 @@ def test_a_vm_moving_to_another_leaf_resumes_within_1s_and_the_other_network_nev
     wait_until(lambda: pings(lab, "red2", vm), 10, 0.1, "the VM back on leaf1 (learned again)")
 
 
-@dataclass
-class Ping:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-def start_ping(t: Tenants, src: str, address: str, interval: str, name: str) -> Ping:
-    log = t.tmp / f"{name}.log"
-    full, env = realise.exec_argv(t.lab.topo, src, ["ping", "-D", "-i", interval, "-W", "1", address])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
-    return Ping(proc, log)
+def start_ping(t: Tenants, src: str, address: str, interval: str, name: str) -> Background:
+    argv = ["ping", "-D", "-i", interval, "-W", "1", address]
+    return background(t.lab.topo, src, argv, t.tmp / f"{name}.log")
 
 
 def ping_summary(text: str) -> tuple[int, int]:

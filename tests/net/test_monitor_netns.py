@@ -20,11 +20,7 @@ VTEP = IPv4Network("198.18.0.12/32")
 
 
 def _setup(ns: Netns) -> None:
-    for name, address in (("eth1", "198.18.1.1/31"), ("eth2", "198.18.1.3/31")):
-        ns.ip("link", "add", name, "type", "veth", "peer", "name", f"p-{name}")
-        ns.ip("address", "add", address, "dev", name)
-        ns.ip("link", "set", name, "up")
-        ns.ip("link", "set", f"p-{name}", "up")
+    ns.veth_uplinks({"eth1": "198.18.1.1/31", "eth2": "198.18.1.3/31"})
 
 
 def _changes_after(commands: list[list[str]], wanted: int) -> tuple[NetlinkChanges, tuple[KernelRoute, ...]]:

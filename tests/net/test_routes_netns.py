@@ -13,11 +13,7 @@ MakeNetns = Callable[[str], Netns]
 
 
 def _setup(ns: Netns) -> None:
-    for name, address in (("eth1", "198.18.1.1/31"), ("eth2", "198.18.1.3/31")):
-        ns.ip("link", "add", name, "type", "veth", "peer", "name", f"p-{name}")
-        ns.ip("address", "add", address, "dev", name)
-        ns.ip("link", "set", name, "up")
-        ns.ip("link", "set", f"p-{name}", "up")
+    ns.veth_uplinks({"eth1": "198.18.1.1/31", "eth2": "198.18.1.3/31"})
 
 
 def test_multipath_route_lists_every_nexthop(make_netns: MakeNetns) -> None:

@@ -74,6 +74,14 @@ class Netns:
         (link,) = self.ip_json("link", "show", "dev", ifname)
         return dict(link)
 
+    def veth_uplinks(self, addresses: dict[str, str]) -> None:
+        """One up veth per `name: address` (its peer `p-<name>` up too, in the namespace), as a leaf's uplinks."""
+        for name, address in addresses.items():
+            self.ip("link", "add", name, "type", "veth", "peer", "name", f"p-{name}")
+            self.ip("address", "add", address, "dev", name)
+            self.ip("link", "set", name, "up")
+            self.ip("link", "set", f"p-{name}", "up")
+
     def sysctl(self, key: str) -> str:
         """A sysctl of the namespace."""
         return self.exec("sysctl", "-n", key).stdout.strip()
