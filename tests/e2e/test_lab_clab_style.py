@@ -36,6 +36,7 @@ LOG_LINE = "log file /var/log/frr/frr.log"
 READ_ONLY_WARNING = "FRR's running configuration is not saved to it"
 BOUND = ("sp1/frr.conf", "sp2/frr.conf", "sp2/daemons")  # under configs/
 PASS_BUDGET_S = 10.0
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a Debian image's default PATH
 
 
 @dataclass
@@ -182,7 +183,9 @@ def test_every_node_has_what_the_image_gives(clab: ClabStyle) -> None:
         lab.exec(node, "test", "-x", "/usr/local/sbin/node-start")
         hidden = node == "lf2"  # its own /etc/tor-agent covers the image's, as a container's bind would
         assert lab.exec(node, "test", "-d", "/etc/tor-agent/controller", check=False).returncode == int(hidden)
-        assert lab.exec(node, "/usr/local/bin/tor-agent", "--version").stdout.startswith("tor-agent")
+        # on the image's PATH: the tree's tor-agent bound at /usr/local/bin, or the installed package's
+        found = lab.exec(node, "env", f"PATH={IMAGE_PATH}", "tor-agent", "--version")
+        assert found.stdout.startswith("tor-agent")
         assert lab.exec(node, "hostname").stdout.strip() == node
 
 
