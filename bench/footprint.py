@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """What tor-agent costs a switch, every row of the footprint table side by side with its peer, in one run.
 
-Usage: bench/footprint.py [--file FABRIC] [--leaf NAME] [--runs N] [--idle-seconds S] [--uplinks N]
-                          [--vteps N] [--tunnels N] [--loss-runs N] [--quota PERCENT] [--rows ROW,...]
-Run by hand (root), not in CI. Holds the lab's machine-wide lock throughout (it waits while a test session
+Usage (as root, from the repository root): python3 -m bench.footprint [--file FABRIC] [--leaf NAME] [--runs N]
+       [--idle-seconds S] [--uplinks N] [--vteps N] [--tunnels N] [--loss-runs N] [--quota PERCENT] [--rows ROW,...]
+Run by hand, not in CI. Holds the lab's machine-wide lock throughout (it waits while a test session
 has the fabric); takes the fabric down and up again for the bring-up row, and leaves it as it found it.
 Rows (`--rows`, default all): bringup, cli, apply, idle, rss, reroute, loss. Each prints its figures as
 it goes; the table comes last. Every peer is measured in the same run, in the same node, interleaved:
@@ -21,9 +20,10 @@ it goes; the table comes last. Every peer is measured in the same run, in the sa
   whose kernel routes all move to one uplink at once, as zebra moves them when BFD declares the other one
   down: time from the kernel's change to OVS's route table holding the new routes, against starting V
   `ovs-appctl` processes (what a process per route costs);
-- loss: a silent uplink failure (nftables drop at the spine's end; BFD detects it) with UDP probes through
-  the overlay (host to host) and the underlay (leaf loopback to loopback) at once: the overlay's loss
-  window minus the underlay's, for the flows that cross the link.
+- loss: a silent uplink failure (nftables drop at the spine's end; BFD detects it) with the lab kit's UDP
+  probes (labs.labkit.probe) through the overlay (between two hosts of one tenant network on two leaves)
+  and the underlay (between those leaves' loopbacks) at once: the overlay's loss window minus the
+  underlay's, for the flows that cross the link.
 `--quota P` confines every measured tor-agent process (the switches' agents, the CLI, the apply) to one core
 and P % of it (bench/cpulimit.py; 10 roughly models a Pronto 3290-class 825 MHz core), the peers too where
 they are commands the bench starts (vtysh, ovs-vsctl, frr-reload.py); FRR's and OVS's daemons are not.
@@ -47,15 +47,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import frr_apply
-import underlay_failover as lab
-from cpulimit import CpuLimit
-
+from bench import frr_apply
+from bench.cpulimit import CpuLimit
+from labs.labkit.fabric import FabricLink, fabric_links, intent, loopback, switches, tenant_address, wait_healthy
+from labs.labkit.faults import silent_failure
+from labs.labkit.lab import FABRIC, LAB_CLI, lab_lock
+from labs.labkit.nodes import INTENT, agent_daemons, agent_status, node_run, rss_mib, tor_agent, tor_agent_binary
+from labs.labkit.probe import PROBE_INTERVAL_S, Flow, Probe, Window, crossing
+from labs.labkit.tenants import TENANT_LABEL
+from labs.nslab import realise, topology
+from labs.nslab.topology import Topology
 from tor_agent.ovs.routes import parse_route_show
+from tor_agent.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
-LAB_CLI = REPO / "labs" / "lab"
 TICKS = os.sysconf("SC_CLK_TCK")
 ROWS = ("bringup", "cli", "apply", "idle", "rss", "reroute", "loss")
 OSPF_QUERY = "show ip ospf neighbor"
@@ -76,7 +81,7 @@ class Row:
 
 @dataclass
 class Bench:
-    topo: lab.topology.Topology
+    topo: Topology
     leaf: str
     args: argparse.Namespace
     rows: list[Row] = field(default_factory=list)
@@ -105,16 +110,37 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
-def tor_agent_binary(topo: lab.topology.Topology) -> str:
-    return lab.realise.tools_env(topo)["TOR_AGENT"]
-
-
 # --- timing commands inside a node ----------------------------------------------------------------------------
+
+GATE = "import os, sys; sys.stdin.readline(); os.execvp(sys.argv[1], sys.argv[1:])"
+
+
+def run_in_node(
+    topo: Topology, node: str, argv: list[str], limit: CpuLimit | None, tree: Path | None = None,
+    timeout: float = 600.0,
+) -> str:  # fmt: skip
+    """`argv` in `node`, confined by `limit` from its start on (a gate holds it until then), with the source
+    tree `tree` first on its PYTHONPATH (the tor_agent it and its children import); its stdout."""
+    full, env = realise.exec_argv(topo, node, ["/usr/bin/python3", "-c", GATE, *argv])
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        if limit is not None:
+            limit.add(proc.pid)
+        out, _ = proc.communicate("go\n", timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{node}: {' '.join(argv[:2])} ... exited {proc.returncode}")
+    return out
+
 
 TIMER = """
 import json, subprocess, sys, time
 runs, commands = int(sys.argv[1]), json.loads(sys.argv[2])
-sys.stdin.readline()  # placed (e.g. in a CPU quota group): go
 times = {name: [] for name in commands}
 for _ in range(runs):
     for name, argv in commands.items():  # interleaved: every command sees the same machine
@@ -126,25 +152,20 @@ print(json.dumps(times))
 
 
 def time_in_node(
-    topo: lab.topology.Topology, node: str, commands: dict[str, list[str]], runs: int, limit: CpuLimit | None
+    topo: Topology, node: str, commands: dict[str, list[str]], runs: int, limit: CpuLimit | None, tree: Path
 ) -> dict[str, list[float]]:
-    """Wall seconds of each command, run `runs` times interleaved inside `node` (confined by `limit`)."""
-    full, env = lab.realise.exec_argv(topo, node, ["/usr/bin/python3", "-c", TIMER, str(runs), json.dumps(commands)])
-    proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    if limit is not None:
-        limit.add(proc.pid)
-    out, _ = proc.communicate("go\n", timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{node}: timing failed ({proc.returncode})")
-    times: dict[str, list[float]] = json.loads(out)
+    """Wall seconds of each command, run `runs` times interleaved inside `node` (confined by `limit`), with the
+    source tree `tree` on their PYTHONPATH."""
+    argv = ["/usr/bin/python3", "-c", TIMER, str(runs), json.dumps(commands)]
+    times: dict[str, list[float]] = json.loads(run_in_node(topo, node, argv, limit, tree))
     return times
 
 
 IMPORTS = r"""
-import json, os, re, statistics, subprocess, sys
-repo, python, runs, argv = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+import json, re, subprocess, sys
+tree, python, runs, argv = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 code = "\n".join([
-    "import sys; sys.stderr.write('MARK' + chr(10)); sys.path.insert(0, %r)" % repo,
+    "import sys; sys.stderr.write('MARK' + chr(10))",
     "from tor_agent.cli import main",
     "try:",
     "    main(sys.argv[1:], prog_name='tor-agent')",
@@ -155,7 +176,8 @@ line_re = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 GROUPS = ("tor_agent", "pyroute2", "ovs", "yaml", "click", "jinja2")
 totals, count, by_group = [], 0, {}
 for _ in range(runs):
-    done = subprocess.run([python, "-X", "importtime", "-c", code, *argv], capture_output=True, text=True)
+    # run in the tree: a `-c` program's first import path is its working directory
+    done = subprocess.run([python, "-X", "importtime", "-c", code, *argv], capture_output=True, text=True, cwd=tree)
     lines = done.stderr.split("MARK" + chr(10), 1)[-1].splitlines()
     found = [m for line in lines if (m := line_re.match(line))]
     totals.append(sum(int(m.group(2)) for m in found if not m.group(3)))  # the fastest run: least disturbed
@@ -167,48 +189,33 @@ print(json.dumps([count, min(totals), {g: sum(v) for g, v in by_group.items()}])
 """
 
 
-def run_confined(topo: lab.topology.Topology, node: str, argv: list[str], limit: CpuLimit | None) -> str:
-    """`argv` in `node`, confined by `limit` from its start on (it waits for a line on stdin); its stdout."""
-    full, env = lab.realise.exec_argv(topo, node, ["/usr/bin/python3", "-c", GATE, *argv])
-    proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    if limit is not None:
-        limit.add(proc.pid)
-    out, _ = proc.communicate("go\n", timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{node}: {argv[0]} exited {proc.returncode}")
-    return out
-
-
-GATE = "import os, sys; sys.stdin.readline(); os.execvp(sys.argv[1], sys.argv[1:])"
-
-
 def import_cost(
-    topo: lab.topology.Topology, node: str, tree: Path, args: Sequence[str], limit: CpuLimit | None, runs: int = 5
+    topo: Topology, node: str, tree: Path, args: Sequence[str], limit: CpuLimit | None, runs: int = 5
 ) -> tuple[int, float, str]:
     """(modules `tor-agent ARGS` (from source `tree`, by /usr/bin/python3) imports after the interpreter's start,
     seconds importing them, and by whom: the fastest of `runs` runs of `python -X importtime`) in `node`."""
     argv = ["/usr/bin/python3", "-c", IMPORTS, str(tree), "/usr/bin/python3", str(runs), *args]
-    count, micros, groups = json.loads(run_confined(topo, node, argv, limit))
+    count, micros, groups = json.loads(run_in_node(topo, node, argv, limit))
     shares = ", ".join(f"{g} {us / 1000:.0f}" for g, us in sorted(groups.items(), key=lambda x: -x[1]))
     return int(count), float(micros) / 1e6, shares
 
 
+# tor-agent as the Debian package installs it (/usr/bin/python3, no virtualenv); the package comes from the
+# source tree its PYTHONPATH names (run_in_node's `tree`).
 INSTALLED = """#!/usr/bin/python3
-# tor-agent as the Debian package installs it (/usr/bin/python3, no virtualenv), from this source tree.
 import sys
-sys.path.insert(0, {repo!r})
 from tor_agent.cli import main
 sys.exit(main())
 """
 
 
 @contextlib.contextmanager
-def installed_launcher(tree: Path) -> Iterator[str]:
+def installed_launcher() -> Iterator[str]:
     """A `tor-agent` started as on a switch: Debian's python3 and the package on its path, no virtualenv
     (whose site start-up alone costs ~10 ms more)."""
     with tempfile.TemporaryDirectory(prefix="footprint-", dir="/tmp") as tmp:
         path = Path(tmp, "tor-agent")
-        path.write_text(INSTALLED.format(repo=str(tree)))
+        path.write_text(INSTALLED)
         path.chmod(0o755)
         os.chmod(tmp, 0o755)
         yield str(path)
@@ -239,7 +246,7 @@ def bringup(b: Bench) -> None:
 
 def cli(b: Bench) -> None:
     print("\n[cli] commands in the leaf, interleaved, wall time", flush=True)
-    with installed_launcher(b.args.tree) as agent:
+    with installed_launcher() as agent:
         commands = {
             "vtysh": ["vtysh", "-c", OSPF_QUERY],
             "ovs-vsctl": ["ovs-vsctl", "show"],
@@ -252,7 +259,7 @@ def cli(b: Bench) -> None:
             "venv --version": [tor_agent_binary(b.topo), "--version"],
         }
         limit = b.limit("cli")
-        times = time_in_node(b.topo, b.leaf, commands, b.args.runs, limit)
+        times = time_in_node(b.topo, b.leaf, commands, b.args.runs, limit, b.args.tree)
         med = {name: statistics.median(t) for name, t in times.items()}
         for name, t in times.items():
             print(f"  {name:<15} median {ms(med[name]):>7}  min {ms(min(t)):>7}  max {ms(max(t)):>7}  ({len(t)} runs)")
@@ -314,23 +321,15 @@ def cpu_s(pid: int, children: bool = True) -> float:
     return (own + kids) / TICKS
 
 
-def switches(topo: lab.topology.Topology) -> list[str]:
-    return [n.name for n in (*topo.by_role("leaf"), *topo.by_role("spine"))]
-
-
-def daemon_pid(topo: lab.topology.Topology, node: str, name: str) -> int:
-    return int(lab.node_run(topo, node, "cat", f"/run/frr/{name}.pid").stdout)
-
-
-def agent_status(topo: lab.topology.Topology, node: str) -> dict[str, Any]:
-    return dict(json.loads(lab.node_run(topo, node, "cat", "/run/tor-agent/status.json").stdout))
+def daemon_pid(topo: Topology, node: str, name: str) -> int:
+    return int(node_run(topo, node, "cat", f"/run/frr/{name}.pid").stdout)
 
 
 def idle(b: Bench) -> None:
     seconds = b.args.idle_seconds
     print(f"\n[idle] CPU of every switch's agent over {seconds:g} s (its passes and processes included)", flush=True)
-    lab.wait_healthy(b.topo)
-    agents = {n: lab.agent_daemons(b.topo, n)[0] for n in switches(b.topo)}
+    wait_healthy(b.topo)
+    agents = {n: agent_daemons(b.topo, n)[0] for n in switches(b.topo)}
     ospfd = {n: daemon_pid(b.topo, n, "ospfd") for n in agents}
     for node, pid in agents.items():
         limit = b.limit(f"agent-{node}")
@@ -380,26 +379,19 @@ print(json.dumps([out, sorted(m for m in sys.modules if m.split(".")[0] in ("jin
 """
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def rss(b: Bench) -> None:
     print("\n[rss] resident memory of every switch's agent", flush=True)
-    lab.wait_healthy(b.topo)
+    wait_healthy(b.topo)
     python = interpreter_of(tor_agent_binary(b.topo))
-    bare = float(lab.node_run(b.topo, b.leaf, "python3", "-c", BARE).stdout)
+    bare = float(node_run(b.topo, b.leaf, "python3", "-c", BARE).stdout)
     worst, worst_node = 0.0, ""
     for n in switches(b.topo):
-        agent = rss_mib(lab.agent_daemons(b.topo, n)[0])
-        ospfd = rss_mib(daemon_pid(b.topo, n, "ospfd"))
+        agent = rss_mib({agent_daemons(b.topo, n)[0]})
+        ospfd = rss_mib({daemon_pid(b.topo, n, "ospfd")})
         print(f"  {n:<7} agent {agent:5.1f} MB, ospfd {ospfd:4.1f} MB, bare python3 {bare:.1f} MB")
         if n in [x.name for x in b.topo.by_role("leaf")] and agent >= worst:
             worst, worst_node = agent, n
-    steps, heavy = json.loads(lab.node_run(b.topo, b.leaf, python, "-c", BREAKDOWN, timeout=60).stdout)
+    steps, heavy = json.loads(node_run(b.topo, b.leaf, python, "-c", BREAKDOWN, timeout=60).stdout)
     parts, last = [], 0.0
     for name, value in steps:
         parts.append(f"{name} {value - last:+.1f}" if last else f"{name} {value:.1f}")
@@ -416,8 +408,8 @@ BARE = "print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]
 
 
 def leaf_uplinks(b: Bench) -> list[tuple[str, str]]:
-    """(uplink bridge, the spine's address on it) of every uplink of the leaf."""
-    return [(f"br-{link.uplink}", link.spine_address) for link in lab.fabric_links(b.topo, b.leaf)]
+    """(the device the leaf routes over, the spine's address on it) of every uplink of the leaf."""
+    return [(routed_device(b.topo, link), link.spine_address) for link in fabric_links(b.topo, b.leaf)]
 
 
 def ecmp(b: Bench) -> list[str]:
@@ -427,13 +419,16 @@ def ecmp(b: Bench) -> list[str]:
     return hops
 
 
-def ovs_user_routes(b: Bench) -> dict[str, str]:
-    shown = lab.node_run(b.topo, b.leaf, "ovs-appctl", "ovs/route/show").stdout
+def ovs_user_routes(topo: Topology, leaf: str) -> dict[str, str]:
+    """OVS's own routes in `leaf` (those the agent adds on a netdev leaf): device by destination."""
+    shown = node_run(topo, leaf, "ovs-appctl", "ovs/route/show").stdout
     return {str(r.prefix.network_address): r.device for r in parse_route_show(shown) if r.user}
 
 
 def port_count(b: Bench) -> int:
-    return len(lab.node_run(b.topo, b.leaf, "ovs-vsctl", "list-ports", "br-tor").stdout.split())
+    """Ports on the leaf's overlay bridge."""
+    bridge = intent(b.topo, b.leaf)["overlay"]["bridge"]
+    return len(node_run(b.topo, b.leaf, "ovs-vsctl", "list-ports", bridge).stdout.split())
 
 
 @contextlib.contextmanager
@@ -442,17 +437,17 @@ def applied_intent(b: Bench, edit: Callable[[dict[str, Any]], None]) -> Iterator
     applied again on exit."""
     import yaml
 
-    doc = lab.intent(b.topo, b.leaf)
+    doc = intent(b.topo, b.leaf)
     edit(doc)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="footprint-", dir="/tmp") as f:
         f.write(yaml.safe_dump(doc))
         f.flush()
         os.chmod(f.name, 0o644)
         try:
-            lab.tor_agent(b.topo, b.leaf, "apply", f.name, check=True)
+            tor_agent(b.topo, b.leaf, "apply", f.name, check=True)
             yield
         finally:
-            lab.tor_agent(b.topo, b.leaf, "apply", lab.INTENT, check=True)
+            tor_agent(b.topo, b.leaf, "apply", INTENT, check=True)
 
 
 def at_scale(b: Bench) -> None:
@@ -461,40 +456,41 @@ def at_scale(b: Bench) -> None:
     net = ipaddress.IPv4Network("198.19.0.0/20")
     peers = [str(net.network_address + 1 + i) for i in range(n)]
     before_ports = port_count(b)
-    pid = lab.agent_daemons(b.topo, b.leaf)[0]
-    idle_rss = rss_mib(pid)
+    pid = agent_daemons(b.topo, b.leaf)[0]
+    idle_rss = rss_mib({pid})
 
     def many(doc: dict[str, Any]) -> None:
         doc["overlay"]["tunnels"] |= {"peers": peers, "bfd": False}
 
-    lab.node_run(b.topo, b.leaf, "ip", "route", "add", str(net), "proto", "static", *ecmp(b))
+    def routed() -> bool:
+        return not netdev(b.topo, b.leaf) or len(ovs_user_routes(b.topo, b.leaf)) >= n
+
+    node_run(b.topo, b.leaf, "ip", "route", "add", str(net), "proto", "static", *ecmp(b))
     try:
         with applied_intent(b, many):
-            lab.wait_until(lambda: port_count(b) >= before_ports + n and len(ovs_user_routes(b)) >= n, 120, 0.5,
-                           f"{n} tunnels and their OVS routes")  # fmt: skip
-            time.sleep(2 * 1.0)  # a settled agent: the passes that followed the change are over
-            scaled = rss_mib(pid)
+            wait_until(lambda: port_count(b) >= before_ports + n and routed(), 120, 0.5,
+                       f"{n} tunnels (and on a netdev leaf their OVS routes)")  # fmt: skip
+            wait_until(Quiet(b), 60, 0.2, "the agent to be done with the passes that made them")
+            scaled = rss_mib({pid})
             status = agent_status(b.topo, b.leaf)
     finally:
-        lab.node_run(b.topo, b.leaf, "ip", "route", "del", str(net), check=False)
+        node_run(b.topo, b.leaf, "ip", "route", "del", str(net), check=False)
     full = status.get("cpu", {}).get("passes", {}).get("full", {})
     b.add(Row(f"RSS per leaf agent, {n} tunnels", f"{scaled:.1f} MB", f"idle {idle_rss:.1f} MB", "<= 35 MB",
               scaled <= 35.0, f"{scaled - idle_rss:+.1f} MB for {n} tunnels (IDL replica, snapshot, model); the full "
               f"pass that made them took {full.get('last_cpu_s', 0) * 1000:.0f} ms of CPU"))  # fmt: skip
-    lab.wait_until(lambda: port_count(b) <= before_ports, 60, 0.5, "the extra tunnels to go (after their hold-down)")
+    wait_until(lambda: port_count(b) <= before_ports, 60, 0.5, "the extra tunnels to go (after their hold-down)")
 
 
 REROUTE = """
 import json, subprocess, sys, time
-sys.path.insert(0, sys.argv[1])
 from tor_agent.ovs.unixctl import UnixctlClient
-batch, want_device, vteps = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+batch, want_device, vteps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 client = UnixctlClient("ovs-vswitchd", 5.0)
 wanted = {f"User: {v}/32 dev {want_device} " for v in vteps}
 def moved():  # cheap: the probe shares the CPUs with the agent it measures
     users = (line for line in client.call("ovs/route/show").splitlines() if line.startswith("User: "))
     return wanted <= {line[: line.find(" GW")] + " " for line in users}
-sys.stdin.readline()
 start = time.monotonic()
 subprocess.run(["ip", "-batch", batch], check=True)
 kernel_done = time.monotonic()
@@ -508,9 +504,14 @@ print(json.dumps({"from_first": end - start, "from_last": end - kernel_done, "ke
 def reroute(b: Bench) -> None:
     v = b.args.vteps
     print(f"\n[reroute] {v} VTEPs whose kernel routes move to one uplink at once, in {b.leaf}", flush=True)
-    lab.wait_healthy(b.topo)
-    prefix = ipaddress.IPv4Network(lab.intent(b.topo, b.leaf)["overlay"]["tunnels"]["discover"]["ospf_prefix"])
-    vteps = [str(prefix.network_address + 100 + i) for i in range(v)]
+    what = f"overlay reroute, {v} VTEP routes moving at once (synthetic, in {b.leaf})"
+    prefix = intent(b.topo, b.leaf).get("overlay", {}).get("tunnels", {}).get("discover", {}).get("ospf_prefix")
+    if not netdev(b.topo, b.leaf) or prefix is None or len(leaf_uplinks(b)) < 2:
+        why = "a netdev datapath (only there the agent keeps OVS's tunnel routes), tunnel discovery, two uplinks"
+        b.add(Row(what, f"not measured: {b.leaf} lacks one of {why}"))
+        return
+    wait_healthy(b.topo)
+    vteps = synthetic_vteps(b.topo, ipaddress.IPv4Network(prefix), v)
     (bridge_a, _), (bridge_b, gw_b) = leaf_uplinks(b)[:2]
     with tempfile.TemporaryDirectory(prefix="footprint-", dir="/tmp") as tmp:
         add, to_b, back = (Path(tmp, name) for name in ("add", "to_b", "back"))
@@ -519,35 +520,67 @@ def reroute(b: Bench) -> None:
         to_b.write_text("".join(f"route replace {x}/32 proto ospf via {gw_b} dev {bridge_b}\n" for x in vteps))
         back.write_text("".join(f"route replace {x}/32 proto ospf {both}\n" for x in vteps))
         os.chmod(tmp, 0o755)
-        lab.node_run(b.topo, b.leaf, "ip", "-batch", str(add))
+        node_run(b.topo, b.leaf, "ip", "-batch", str(add))
         try:
-            lab.wait_until(lambda: set(vteps) <= set(ovs_user_routes(b)), 60, 0.2, f"OVS routes to the {v} VTEPs")
-            lab.wait_until(lambda: settled(b), 60, 0.5, "the agent to have nothing left to do")
+            wait_until(lambda: set(vteps) <= set(ovs_user_routes(b.topo, b.leaf)), 60, 0.2, f"OVS routes to {v} VTEPs")
+            wait_until(lambda: settled(b), 60, 0.5, "the agent to have nothing left to do")
             limit = b.limit("reroute")
             if limit is not None:
-                limit.add(lab.agent_daemons(b.topo, b.leaf)[0])
-            figures = []
-            for _ in range(b.args.runs):
-                lab.wait_until(lambda: settled(b), 60, 0.2, "the agent to be done with the previous move")
-                routes = ovs_user_routes(b)
-                moving = sum(1 for x in vteps if routes.get(x) != bridge_b)
-                figures.append((moving, one_reroute(b, to_b, bridge_b, vteps)))
-                lab.node_run(b.topo, b.leaf, "ip", "-batch", str(back))
-                lab.wait_until(lambda: {ovs_user_routes(b).get(x) for x in vteps} == {bridge_a, bridge_b}, 30, 0.1,
-                               "the VTEPs spread over both uplinks again")  # fmt: skip
+                limit.add(agent_daemons(b.topo, b.leaf)[0])
+            figures = [one_move(b, to_b, back, (bridge_a, bridge_b), vteps) for _ in range(b.args.runs)]
             processes = appctl_processes(b, v)
         finally:
-            lab.node_run(b.topo, b.leaf, "ip", "-batch", "-", stdin="".join(f"route del {x}/32\n" for x in vteps),
-                         check=False)  # fmt: skip
+            node_run(b.topo, b.leaf, "ip", "-batch", "-", stdin="".join(f"route del {x}/32\n" for x in vteps),
+                     check=False)  # fmt: skip
     last = statistics.median(f["from_last"] for _, f in figures)
     first = statistics.median(f["from_first"] for _, f in figures)
     kernel = statistics.median(f["kernel"] for _, f in figures)
     moved = statistics.median(m for m, _ in figures)
-    b.add(Row(f"overlay reroute, {v} VTEP routes moving at once (synthetic, in {b.leaf})",
-              f"{ms(last)} after the kernel's last change", f"{v} ovs-appctl processes {ms(processes)}",
+    b.add(Row(what, f"{ms(last)} after the kernel's last change", f"{v} ovs-appctl processes {ms(processes)}",
               "<= 30 ms", last <= 0.030,
               f"median of {len(figures)} runs, ~{moved:.0f} routes moved each; {ms(first)} from the kernel's first "
               f"change ({v} route replaces took the kernel {ms(kernel)})"))  # fmt: skip
+
+
+def synthetic_vteps(topo: Topology, prefix: ipaddress.IPv4Network, count: int) -> list[str]:
+    """`count` addresses in the discovery prefix that no switch of the lab has, from its top down."""
+    taken = {loopback(topo, n) for n in switches(topo)}
+    free = [str(a) for a in reversed(list(prefix.hosts())) if str(a) not in taken][:count]
+    if len(free) < count:
+        raise SystemExit(f"--vteps {count}: the discovery prefix {prefix} has only {len(free)} free addresses")
+    return free
+
+
+def one_move(
+    b: Bench, to_b: Path, back: Path, bridges: tuple[str, str], vteps: list[str]
+) -> tuple[int, dict[str, float]]:
+    """Move every VTEP's kernel route to the second uplink (`to_b`), timed; then spread them again (`back`).
+    (routes that moved, figures)."""
+    bridge_a, bridge_b = bridges
+    wait_until(lambda: settled(b), 60, 0.2, "the agent to be done with the previous move")
+    routes = ovs_user_routes(b.topo, b.leaf)
+    moving = sum(1 for x in vteps if routes.get(x) != bridge_b)
+    figures = one_reroute(b, to_b, bridge_b, vteps)
+    node_run(b.topo, b.leaf, "ip", "-batch", str(back))
+    wait_until(lambda: {ovs_user_routes(b.topo, b.leaf).get(x) for x in vteps} == {bridge_a, bridge_b}, 30, 0.1,
+               "the VTEPs spread over both uplinks again")  # fmt: skip
+    return moving, figures
+
+
+@dataclass
+class Quiet:
+    """A predicate for wait_until: the leaf's agent ran no pass for `seconds` (its pass count stood still)."""
+
+    b: Bench
+    seconds: float = 1.0
+    passes: int = -1
+    since: float = 0.0
+
+    def __call__(self) -> bool:
+        passes, now = int(agent_status(self.b.topo, self.b.leaf)["passes"]), time.monotonic()
+        if passes != self.passes:
+            self.passes, self.since = passes, now
+        return now - self.since >= self.seconds
 
 
 def settled(b: Bench) -> bool:
@@ -558,13 +591,8 @@ def settled(b: Bench) -> bool:
 
 
 def one_reroute(b: Bench, batch: Path, device: str, vteps: list[str]) -> dict[str, float]:
-    full, env = lab.realise.exec_argv(b.topo, b.leaf, ["/usr/bin/python3", "-c", REROUTE, str(REPO), str(batch),
-                                                       device, json.dumps(vteps)])  # fmt: skip
-    proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    out, _ = proc.communicate("go\n", timeout=60)
-    if proc.returncode != 0:
-        raise RuntimeError("the reroute probe failed")
-    figures: dict[str, float] = json.loads(out)
+    argv = ["/usr/bin/python3", "-c", REROUTE, str(batch), device, json.dumps(vteps)]
+    figures: dict[str, float] = json.loads(run_in_node(b.topo, b.leaf, argv, None, REPO, timeout=60))
     print(f"  moved in {ms(figures['from_last'])} after the kernel's last change ({ms(figures['from_first'])} after "
           f"its first)", flush=True)  # fmt: skip
     return figures
@@ -579,153 +607,140 @@ def appctl_processes(b: Bench, count: int) -> float:
         "    subprocess.run(['ovs-appctl', 'ovs/route/show'], stdout=subprocess.DEVNULL, check=True)\n"
         "print(time.perf_counter() - start)\n"
     )
-    return float(lab.node_run(b.topo, b.leaf, "/usr/bin/python3", "-c", script, timeout=120).stdout)
+    return float(node_run(b.topo, b.leaf, "/usr/bin/python3", "-c", script, timeout=120).stdout)
 
 
 # --- loss: overlay and underlay in the same failure -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class OneWay:
-    """One probe flow: UDP from `src` (node, address) to `dst`, from source port `sport`."""
+class FailurePlan:
+    """A leaf-spine link to fail; two hosts of one tenant network on two leaves (the overlay probe), those two
+    leaves (the underlay probe, loopback to loopback), and the flows of each probe that cross the link."""
 
-    src: tuple[str, str]
-    dst: tuple[str, str]
-    sport: int
-
-    @property
-    def key(self) -> str:
-        """How the receiver names the flow."""
-        return f"{self.src[1]}:{self.sport}"
+    link: FabricLink
+    hosts: tuple[str, str]
+    leaves: tuple[str, str]
+    overlay: list[Flow]
+    underlay: list[Flow]
 
 
-@dataclass
-class Flows:
-    """Probe flows (underlay_failover.py's probe-send and probe-recv inside the nodes), one receiver per address."""
-
-    topo: lab.topology.Topology
-    flows: list[OneWay]
-    procs: list[Any] = field(default_factory=list)
-    receivers: list[Any] = field(default_factory=list)
-
-    def __enter__(self) -> Flows:
-        script = str(REPO / "bench" / "underlay_failover.py")
-        try:
-            for node, address in sorted({f.dst for f in self.flows}):
-                argv = [sys.executable, script, "probe-recv", address, str(lab.PROBE_PORT)]
-                self.receivers.append(lab._Process(self.topo, node, argv))
-            self.procs += self.receivers
-            lab.wait_until(lambda: all(r.alive() and r.seen("ready") for r in self.receivers), 10, 0.02, "receivers")
-            for (src, dst), sports in self._senders().items():
-                argv = [sys.executable, script, "probe-send", src[1], dst[1], str(lab.PROBE_PORT),
-                        str(lab.PROBE_INTERVAL_S), *map(str, sports)]  # fmt: skip
-                self.procs.append(lab._Process(self.topo, src[0], argv))
-            want = {f.key for f in self.flows}
-            lab.wait_until(lambda: want <= self.firsts(), 10, 0.02, "every probe flow")
-        except BaseException:
-            self.kill()
-            raise
-        return self
-
-    def _senders(self) -> dict[tuple[tuple[str, str], tuple[str, str]], list[int]]:
-        senders: dict[tuple[tuple[str, str], tuple[str, str]], list[int]] = {}
-        for f in self.flows:
-            senders.setdefault((f.src, f.dst), []).append(f.sport)
-        return senders
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
-
-    def kill(self) -> None:
-        for p in self.procs:
-            p.kill()
-
-    def firsts(self) -> set[str]:
-        return {e["flow"] for r in self.receivers for e in r.seen("first")}
-
-    def gaps(self) -> list[dict[str, Any]]:
-        return [e for r in self.receivers for e in r.seen("gap")]
-
-    def window(self, flows: Sequence[OneWay], since_ns: int) -> float:
-        """The longest gap closed after `since_ns` among `flows`."""
-        keys = {f.key for f in flows}
-        gaps = [g for g in self.gaps() if g["flow"] in keys and g["to_ns"] > since_ns]
-        return max((g["to_ns"] - g["from_ns"]) / 1e9 for g in gaps)
-
-    def closed(self, flows: Sequence[OneWay], since_ns: int) -> bool:
-        """Every one of `flows` lost datagrams sent after `since_ns` and receives again."""
-        return {f.key for f in flows} <= {g["flow"] for g in self.gaps() if g["to_ns"] > since_ns}
-
-
-def tenant_hosts(topo: lab.topology.Topology) -> list[tuple[str, str, str]]:
-    """(host, its tenant address, its leaf) of every host with a tenant address, one per leaf."""
+def tenant_pairs(topo: Topology) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """((host A, its leaf), (host B, its leaf)) for every two hosts with a tenant address, in the same tenant
+    network (label tor-agent.tenant), on two different leaves."""
     leaves = {x.name for x in topo.by_role("leaf")}
-    found: dict[str, tuple[str, str, str]] = {}
-    for host in sorted(h.name for h in topo.by_role("host")):
-        lines = [e for e in topo.nodes[host].exec if e.startswith("ip address add")]
-        leaf = topo.links_of(host)[0][1].node
-        if lines and leaf in leaves and leaf not in found:
-            found[leaf] = (host, str(ipaddress.IPv4Interface(lines[0].split()[3]).ip), leaf)
-    return list(found.values())
+    hosts = []
+    for node in topo.by_role("host"):
+        leaf = next((end.node for _, end, _ in topo.links_of(node.name) if end.node in leaves), None)
+        if leaf is not None and node.labels.get(TENANT_LABEL) and has_tenant_address(topo, node.name):
+            hosts.append((node.name, leaf, node.labels[TENANT_LABEL]))
+    return [((ha, la), (hb, lb)) for ha, la, ta in hosts for hb, lb, tb in hosts if ta == tb and la != lb]
 
 
-def failure_plan(b: Bench) -> tuple[lab.Link, list[OneWay], list[OneWay]] | None:
-    """A leaf-spine link to fail, with the overlay flows (host to host) and underlay flows (loopback to loopback)
-    that cross it: the link one leaf's OVS route to another leaf's VTEP takes, for a pair of leaves whose kernel
-    path between their loopbacks crosses it too (the kernel hashes on addresses: each pair has one path)."""
-    hosts = tenant_hosts(b.topo)
-    for (host_a, addr_a, leaf_a), (host_b, addr_b, leaf_b) in ((x, y) for x in hosts for y in hosts if x != y):
-        vtep_a, vtep_b = lab.loopback(b.topo, leaf_a), lab.loopback(b.topo, leaf_b)
-        link = link_of_ovs_route(b, leaf_a, vtep_b)  # host_a -> host_b's tunnel leaves leaf_a over this link
-        both = [lab.Flow(leaf_a, leaf_b, vtep_a, vtep_b, lab.PROBE_SPORTS[0]),
-                lab.Flow(leaf_b, leaf_a, vtep_b, vtep_a, lab.PROBE_SPORTS[0])]  # fmt: skip
-        crossing = lab.crossing(b.topo, both, link)
-        underlay = [OneWay((f.src, f.src_address), (f.dst, f.dst_address), f.sport) for f in crossing]
+def has_tenant_address(topo: Topology, host: str) -> bool:
+    try:
+        tenant_address(topo, host)
+    except RuntimeError:
+        return False
+    return True
+
+
+def failure_plan(b: Bench) -> FailurePlan | None:
+    """The link one leaf's tunnel to another leaf's VTEP leaves by, for a pair of leaves with hosts of one
+    tenant network whose underlay probe has flows crossing it too (the kernel hashes each flow onto one path)."""
+    for (host_a, leaf_a), (host_b, leaf_b) in tenant_pairs(b.topo):
+        link = tunnel_link(b.topo, leaf_a, loopback(b.topo, leaf_b))  # host_a -> host_b's tunnel takes this link
+        underlay = crossing(b.topo, Probe.between_leaves(b.topo, leaf_a, leaf_b).flows, link)
         if not underlay:
             continue
-        overlay = [OneWay((host_a, addr_a), (host_b, addr_b), lab.PROBE_SPORTS[0])]
-        if link_of_ovs_route(b, leaf_b, vtep_a).spine == link.spine:
-            overlay.append(OneWay((host_b, addr_b), (host_a, addr_a), lab.PROBE_SPORTS[0]))
-        return link, overlay, underlay
+        to_b, to_a = Probe.between_hosts(b.topo, host_a, host_b).flows
+        overlay = [to_b]
+        if tunnel_link(b.topo, leaf_b, loopback(b.topo, leaf_a)).spine == link.spine:
+            overlay.append(to_a)  # host_b -> host_a reaches leaf_a over the link from the same spine
+        return FailurePlan(link, (host_a, host_b), (leaf_a, leaf_b), overlay, underlay)
     return None
+
+
+def one_failure(topo: Topology, plan: FailurePlan) -> tuple[float, float]:
+    """Fail the plan's link silently with both probes running until both recover: the longest loss window of
+    the overlay's and of the underlay's flows that cross it (seconds)."""
+    link = plan.link
+    with Probe.between_hosts(topo, *plan.hosts) as overlay, Probe.between_leaves(topo, *plan.leaves) as underlay:
+        with silent_failure(topo, link.spine, link.spine_iface) as started:
+
+            def recovered() -> bool:
+                return overlay.recovered(started, plan.overlay) and underlay.recovered(started, plan.underlay)
+
+            wait_until(recovered, 10, 0.02, f"both probes to recover around {link}")
+            until = time.monotonic_ns()
+        over = worst(overlay.windows(started - 1, until), plan.overlay)
+        under = worst(underlay.windows(started - 1, until), plan.underlay)
+    return over, under
+
+
+def worst(windows: dict[str, Window], flows: Sequence[Flow]) -> float:
+    """The longest loss window among `flows`."""
+    return max(windows[f.key].seconds for f in flows)
 
 
 def loss(b: Bench) -> None:
     print("\n[loss] silent uplink failure: overlay (host to host) and underlay (loopbacks) probes at once", flush=True)
-    lab.wait_healthy(b.topo)
+    wait_healthy(b.topo)
     plan = failure_plan(b)
     if plan is None:
-        why = "not measured: no pair of leaves whose tunnel and underlay path share a link"
+        why = "not measured: no two hosts of one tenant network on two leaves whose tunnel and underlay share a link"
         b.add(Row("overlay loss, silent uplink failure", why))
         return
-    link, overlay, underlay = plan
+    link = plan.link
     print(
-        f"  failing {link.leaf}:{link.uplink} - {link.spine}:{link.spine_iface}: {len(overlay)} overlay, "
-        f"{len(underlay)} underlay flows cross it",
+        f"  failing {link}: {len(plan.overlay)} overlay ({' - '.join(plan.hosts)}), {len(plan.underlay)} underlay "
+        f"({' - '.join(plan.leaves)}) flows cross it",
         flush=True,
     )
     results = []
     for _ in range(b.args.loss_runs):
-        with Flows(b.topo, overlay + underlay) as flows:
-            with lab.silent_failure(b.topo, link.spine, link.spine_iface) as started:
-                lab.wait_until(lambda: flows.closed(overlay + underlay, started), 10, 0.02, "both to recover")
-            over, under = flows.window(overlay, started - 1), flows.window(underlay, started - 1)
+        over, under = one_failure(b.topo, plan)
         results.append((over, under))
         print(f"  overlay {ms(over)}, underlay {ms(under)}: the agent adds {ms(over - under)}", flush=True)
-        lab.wait_healthy(b.topo)
+        wait_healthy(b.topo)
     over, under = (statistics.median(x) for x in zip(*results, strict=True))
     added = statistics.median(o - u for o, u in results)
     b.add(Row(f"overlay loss, silent uplink failure ({link.leaf}:{link.uplink} - {link.spine})",
               f"{ms(over)}, the agent adds {ms(added)}", f"underlay {ms(under)}", "adds <= 20 ms", added <= 0.020,
               f"median of {len(results)} failures, each the longest gap of the flows crossing the link (a "
-              f"datagram every 2 ms): {len(overlay)} overlay, {len(underlay)} underlay flows; BFD as the intents "
-              "set it"))  # fmt: skip
+              f"datagram every {PROBE_INTERVAL_S * 1000:g} ms): {len(plan.overlay)} overlay, {len(plan.underlay)} "
+              "underlay flows; BFD as the intents set it"))  # fmt: skip
 
 
-def link_of_ovs_route(b: Bench, leaf: str, vtep: str) -> lab.Link:
-    shown = lab.node_run(b.topo, leaf, "ovs-appctl", "ovs/route/show").stdout
-    device = {str(r.prefix.network_address): r.device for r in parse_route_show(shown) if r.user}[vtep]
-    return next(link for link in lab.fabric_links(b.topo, leaf) if f"br-{link.uplink}" == device)
+def netdev(topo: Topology, leaf: str) -> bool:
+    """The leaf runs userspace OVS (`overlay.datapath: netdev`): OVS routes its tunnels by its own route table."""
+    return bool(intent(topo, leaf).get("overlay", {}).get("datapath") == "netdev")
+
+
+def routed_device(topo: Topology, link: FabricLink) -> str:
+    """The device the leaf routes over `link`: on a netdev leaf the uplink's OVS bridge, else the uplink."""
+    if not netdev(topo, link.leaf):
+        return link.uplink
+    uplink = next(u for u in intent(topo, link.leaf)["underlay"]["uplinks"] if u["name"] == link.uplink)
+    return str(uplink.get("bridge") or f"br-{link.uplink}")
+
+
+def tunnel_link(topo: Topology, leaf: str, vtep: str) -> FabricLink:
+    """The leaf-spine link `leaf`'s tunnel to `vtep` leaves by: by OVS's route to it on a netdev leaf, by the
+    kernel's (from the leaf's loopback) on a system one."""
+    links = fabric_links(topo, leaf)
+    if netdev(topo, leaf):
+        device = ovs_user_routes(topo, leaf).get(vtep)
+        found = [link for link in links if routed_device(topo, link) == device]
+        via = f"OVS's route: {device}"
+    else:
+        done = node_run(topo, leaf, "ip", "-j", "route", "get", vtep, "from", loopback(topo, leaf))
+        gateway = json.loads(done.stdout)[0].get("gateway")
+        found = [link for link in links if link.spine_address == gateway]
+        via = f"the kernel's route: via {gateway}"
+    if not found:
+        raise RuntimeError(f"{leaf}: its tunnel to {vtep} leaves by no leaf-spine link ({via})")
+    return found[0]
 
 
 # --- the run -----------------------------------------------------------------------------------------------------
@@ -743,33 +758,77 @@ def table(rows: Sequence[Row]) -> None:
             print(f"- {r.what}: {r.note}")
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--file", type=Path, default=lab.FABRIC)
-    parser.add_argument("--leaf", default="leaf1")
-    parser.add_argument("--runs", type=int, default=9, help="runs of each CLI command and of the reroute")
-    parser.add_argument("--idle-seconds", type=float, default=120.0)
-    parser.add_argument("--uplinks", type=int, default=200)
-    parser.add_argument("--apply-rounds", type=int, default=3)
-    parser.add_argument("--vteps", type=int, default=100)
-    parser.add_argument("--tunnels", type=int, default=1000, help="0: no RSS-at-scale row")
-    parser.add_argument("--loss-runs", type=int, default=5)
-    parser.add_argument("--quota", type=float, default=None, metavar="PERCENT",
+def whole(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= `low`."""
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= {low}")
+        return int(text)
+
+    return parse
+
+
+def fraction(high: float) -> Callable[[str], float]:
+    """An argparse type: a number > 0 and <= `high`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number > 0 and <= {high:g}")
+        return value
+
+    return parse
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python3 -m bench.footprint", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--file", type=Path, default=FABRIC, help="the lab's topology (default: the demo fabric)")
+    parser.add_argument("--leaf", default="leaf1", help="the leaf of the CLI, RSS-at-scale and reroute rows")
+    parser.add_argument("--runs", type=whole(1), default=9, help="runs of each CLI command and of the reroute")
+    parser.add_argument("--idle-seconds", type=fraction(86400), default=120.0, help="the idle row's window")
+    parser.add_argument("--uplinks", type=whole(1), default=200, help="the apply row's spine uplinks")
+    parser.add_argument("--apply-rounds", type=whole(1), default=3)
+    parser.add_argument("--vteps", type=whole(1), default=100, help="the reroute row's synthetic VTEPs")
+    parser.add_argument("--tunnels", type=whole(0), default=1000, help="0: no RSS-at-scale row")
+    parser.add_argument("--loss-runs", type=whole(1), default=5, help="silent failures of the loss row")
+    parser.add_argument("--quota", type=fraction(100), default=None, metavar="PERCENT",
                         help="confine the measured tor-agent processes to one core and PERCENT %% of it")  # fmt: skip
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
     parser.add_argument("--tree", type=Path, default=REPO,
                         help="the source tree of the tor-agent the CLI rows start (another: a baseline)")  # fmt: skip
     args = parser.parse_args(argv)
-    wanted = [r for r in args.rows.split(",") if r]
-    unknown = set(wanted) - set(ROWS)
+    args.wanted = [r for r in args.rows.split(",") if r]
+    unknown = set(args.wanted) - set(ROWS)
     if unknown:
-        parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
-    env = lab.realise.tools_env(lab.topology.load(args.file))
+        parser.error(f"--rows: unknown rows {', '.join(sorted(unknown))} (rows: {', '.join(ROWS)})")
+    if not (args.tree / "tor_agent" / "__init__.py").is_file():
+        parser.error(f"--tree {args.tree}: no tor_agent package there (give a tor-agent source tree)")
+    args.tree = args.tree.resolve()
+    try:
+        args.topo = topology.load(args.file)
+    except topology.TopologyError as e:
+        parser.error(f"--file: {e}")
+    if args.leaf not in (leaves := [n.name for n in args.topo.by_role("leaf")]):
+        parser.error(f"--leaf {args.leaf}: not a leaf of {args.file} (its leaves: {', '.join(leaves) or 'none'})")
+    return args
+
+
+def main(argv: Sequence[str]) -> int:
+    """The bench: every row asked for, then the table."""
+    args = parse_args(argv)
+    topo, wanted = args.topo, args.wanted
+    try:
+        env = realise.tools_env(topo)
+    except realise.LabError as e:
+        raise SystemExit(f"cannot run: {e}") from e
     os.environ.setdefault("TOR_AGENT", env["TOR_AGENT"])
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; tor-agent {env['TOR_AGENT']}")
-    topo = lab.topology.load(args.file)
-    with lab.lab_lock(topo.name):
-        was_up = lab.realise.is_up(topo)
+    with lab_lock(topo.name):
+        was_up = realise.is_up(topo)
         b = Bench(topo, args.leaf, args)
         if args.quota is not None:
             probe = CpuLimit(f"tor-agent-bench-{os.getpid()}-probe", args.quota)
@@ -778,16 +837,20 @@ def main(argv: Sequence[str]) -> int:
         try:
             if "bringup" in wanted:
                 bringup(b)
-            elif not lab.realise.is_up(topo):
-                lab.realise.up(topo)
+            elif not realise.is_up(topo):
+                realise.up(topo)
+                wait_healthy(topo, timeout=60)
+            steps: dict[str, Callable[[Bench], None]] = {
+                "cli": cli, "apply": apply, "idle": idle, "rss": rss, "reroute": reroute, "loss": loss,
+            }  # fmt: skip
             for name in wanted:
                 if name != "bringup":
-                    globals()[name](b)
+                    steps[name](b)
         finally:
             for limit in b.limits:
                 limit.close()
             if not was_up:
-                lab.realise.down(topo)
+                realise.down(topo)
         table(b.rows)
     return 0
 

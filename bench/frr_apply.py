@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -126,19 +127,17 @@ def inside(work: Path, rounds: int, results: Path | None = None) -> None:
     times: dict[str, list[float]] = {k: [] for k in ("ta", "fr", "noop", "noop_driver", "cli", "cli_noop", "parse")}
     for _ in range(rounds):
         for cost, other in ((20, 10), (10, 20)):
-            times["ta"].append(timed(lambda cost=cost: apply_underlay(intents[cost], drivers)))
+            times["ta"].append(timed(partial(apply_underlay, intents[cost], drivers)))
             check_matches(rendered[cost])
             for target in (other, cost):
-                times["fr"].append(timed(lambda target=target: run_quietly([FRR_RELOAD, "--reload", files[target]])))
+                times["fr"].append(timed(partial(run_quietly, [FRR_RELOAD, "--reload", files[target]])))
                 check_matches(rendered[target])
         times["noop"].append(timed(lambda: apply_underlay(intents[10], drivers)))
         times["parse"].append(timed(lambda: drivers.vtysh.check(rendered[10])))  # FRR's parser, as prepare runs it
         times["noop_driver"].append(timed(lambda: apply_text(drivers, rendered[10])))
     for _ in range(max(2, rounds // 2)):
         for cost in (20, 10):
-            times["cli"].append(
-                timed(lambda cost=cost: run_quietly([CLI, "apply", str(work / f"intent-{cost}.yaml")], cli_env))
-            )
+            times["cli"].append(timed(partial(run_quietly, [CLI, "apply", str(work / f"intent-{cost}.yaml")], cli_env)))
             check_matches(rendered[cost])
         times["cli_noop"].append(timed(lambda: run_quietly([CLI, "apply", str(work / "intent-10.yaml")], cli_env)))
     report(times)
