@@ -15,10 +15,9 @@ import yaml
 
 from labs.nslab import procs, state
 from labs.nslab.state import State
-from labs.nslab.topology import Topology
+from labs.nslab.topology import SWITCH_ROLES, Topology
 
 OPENFLOW_PORT = 6653
-SWITCH_ROLES = ("spine", "leaf")
 
 
 @dataclass

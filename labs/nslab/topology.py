@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 ROLES = ("spine", "leaf", "host", "controller")
+SWITCH_ROLES = ("spine", "leaf")  # the roles that run FRR and tor-agent
 ROLE_LABEL = "tor-agent.role"
 INTENT_TARGET = "/etc/tor-agent/agent.yaml"
 DEFAULT_LINK_MTU = 9500  # containerlab's default veth MTU
