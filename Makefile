@@ -31,7 +31,7 @@ $(BIN)/tor-agent: pyproject.toml
 
 lint: venv
 	$(RUN) ruff check tor_agent tests labs bench
-	$(RUN) ruff format --check tor_agent tests
+	$(RUN) ruff format --check tor_agent tests labs bench
 	$(RUN) mypy
 
 unit: venv

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,7 @@ def full_pass(topo: topology.Topology, agent: Agent, budget: float) -> float:
         return status if int(status["passes"]) > before and status.get("last_pass") else None
 
     status = wait_until(done, budget, 0.05, f"{agent.node}: the pass after SIGHUP")
+    assert status is not None  # wait_until returns only a truthy value
     for stage in status["last_pass"]["stages"]:
         agent.stages.setdefault(stage["label"], []).append(float(stage["seconds"]))
     return float(status["last_pass"]["seconds"])
@@ -267,7 +269,7 @@ def report_size(s: Size) -> None:
         print(f"    full pass by stage (median ms): {', '.join(f'{k} {v * 1000:.0f}' for k, v in by_stage)}")
 
 
-FIGURES = (
+FIGURES: tuple[tuple[str, Callable[[Agent], float]], ...] = (
     ("full pass (ms)", lambda a: a.pass_s * 1000),
     ("CPU to the mesh (s)", lambda a: a.cpu_to_mesh_s),
     ("idle CPU (% of a core)", lambda a: a.idle_pct),

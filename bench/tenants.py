@@ -26,7 +26,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labs.containerlab.controller.l2logic import (
     COOKIE_APP_MASK,
@@ -38,6 +40,10 @@ from labs.containerlab.controller.l2logic import (
     PortRef,
     cookie,
 )
+
+if TYPE_CHECKING:
+    from labs.labkit.frames import Sniffer
+    from labs.nslab.topology import Topology
 
 TABLE_SIZE = 2000  # a typical hardware switch's OpenFlow (TCAM) table
 Key = tuple[int, int, tuple[tuple[str, int | str], ...]]
@@ -145,6 +151,22 @@ def capacity_report(per_network: int, local: int, remote: int) -> None:
 # --- the lab ----------------------------------------------------------------------------------------------------
 
 
+def pings(topo: Topology, src: str, dst: str) -> bool:
+    """One ping from node `src` to `dst` is answered."""
+    from labs.labkit.nodes import node_run
+
+    return node_run(topo, src, "ping", "-c1", "-W1", dst, check=False).returncode == 0
+
+
+def arrived_after(sniffer: Sniffer, since: float) -> bool:
+    """The sniffer caught a frame after `since` (wall clock)."""
+    return any(x.at > since for x in sniffer.arrivals())
+
+
+def later_than(moment: float) -> bool:
+    return time.time() > moment
+
+
 def lab_report(runs: int) -> None:
     from labs.labkit import frames
     from labs.labkit.lab import FABRIC, running_lab
@@ -156,8 +178,7 @@ def lab_report(runs: int) -> None:
         api = NetworkApi(topo)
         wait_until(lambda: api.call("GET", "/networks").status == 200, 30, 0.2, "the controller's API")
         for src, dst in (("host1", "198.51.100.12"), ("host3", "198.51.100.11"), ("red1", "198.51.100.12")):
-            wait_until(lambda s=src, d=dst: node_run(topo, s, "ping", "-c1", "-W1", d, check=False).returncode == 0,
-                       30, 0.2, f"{src} to reach {dst}")  # fmt: skip
+            wait_until(partial(pings, topo, src, dst), 30, 0.2, f"{src} to reach {dst}")
         print("\n2. the demo fabric: flows per leaf, on the switch and as the costs above predict")
         nets = api.networks()
         for leaf in (n.name for n in topo.by_role("leaf")):
@@ -186,13 +207,13 @@ def lab_report(runs: int) -> None:
                 for _ in range(runs):
                     answer = api.attach("red", "leaf3", "eth4")
                     assert answer.status == 200, answer
-                    wait_until(lambda a=answer: [x for x in sniffer.arrivals() if x.at > a.sent], 5, 0.01, "a frame")
+                    wait_until(partial(arrived_after, sniffer, answer.sent), 5, 0.01, "a frame")
                     first = min(x.at for x in sniffer.arrivals() if x.at > answer.sent)
                     replies.append(answer.at - answer.sent)
                     firsts.append(first - answer.sent)
                     gone = api.detach("red", "leaf3", "eth4")
                     assert gone.status == 200
-                    wait_until(lambda g=gone: time.time() > g.at + 0.3, 2, 0.05, "the detach to settle")
+                    wait_until(partial(later_than, gone.at + 0.3), 2, 0.05, "the detach to settle")
             finally:
                 stream.stop()
                 sniffer.stop()
@@ -210,7 +231,7 @@ def lab_report(runs: int) -> None:
               "budget 1000 ms from the reply")  # fmt: skip
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10, help="attach measurements on the lab")
     ap.add_argument("--no-lab", action="store_true", help="the model only")
@@ -219,6 +240,7 @@ def main() -> None:
     capacity_report(per_network, local, remote)
     if not args.no_lab:
         lab_report(args.runs)
+    return 0
 
 
 if __name__ == "__main__":
