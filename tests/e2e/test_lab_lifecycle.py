@@ -78,7 +78,7 @@ def small_topology(tmp_path: Path) -> Path:
 def test_down_cleans_up_after_a_crashed_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     topo = topology.load(small_topology(tmp_path))
 
-    def crash(*_args: object) -> None:
+    def crash(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt  # the realiser dies after namespaces, links and holders exist
 
     monkeypatch.setattr(realise, "start_nodes", crash)
