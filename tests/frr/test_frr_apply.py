@@ -456,7 +456,8 @@ def test_cli_reports_a_failed_apply_with_exit_1(
     monkeypatch.setattr(reconcile_drivers, "switch_drivers", lambda state_dir: drivers_)
     locked = functools.partial(Engine, lock=EngineLock(tmp_path / "engine.lock"))
     monkeypatch.setattr(reconcile_engine, "Engine", locked)
-    result = CliRunner().invoke(main, ["apply", "--control-socket", str(tmp_path / "no-agent.sock"), str(changed)])
+    argv = ["apply", "--control-socket", str(tmp_path / "no-agent.sock"), "--state-dir", str(tmp_path / "state")]
+    result = CliRunner().invoke(main, [*argv, str(changed)])
     assert result.exit_code == 1
     assert "tor-agent: FRR verify failed" in result.output and "rolled back" in result.output
     assert "Traceback" not in result.output
