@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
+from tor_agent.cli.options import CONTROL, STATE_DIR
 from tor_agent.cli.writing import (
-    CONTROL,
-    STATE_DIR,
     answered_report,
     ask_daemon,
     echo_notes,

@@ -10,12 +10,12 @@ import sys
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tor_agent.cli.common import CONFIG, JSON, print_json, reports_errors
-from tor_agent.cli.writing import STATE_DIR
+from tor_agent.cli.options import STATE_DIR
 from tor_agent.config import load
 from tor_agent.config.schema import Intent
 from tor_agent.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, RuntimeFailure
@@ -25,13 +25,15 @@ from tor_agent.health.controllers import ControllerAlarm, ControllersStatus, ala
 from tor_agent.health.controllers import judge as judge_controllers
 from tor_agent.health.controllers import status_lines as controller_lines
 from tor_agent.health.controllers import verify as verify_controllers
-from tor_agent.health.fabric_live import FabricFinding, FabricReport, RouterLinks, compare
 from tor_agent.health.finding import Finding
 from tor_agent.health.neighbours import Cabling, LldpNeighbour, LldpUnavailable, check_cabling, expectations
 from tor_agent.health.overlay import OverlayState, check_overlay, overlay_lines, verify_line
 from tor_agent.health.parts import MissingPart, parts_lines
 from tor_agent.health.report import status_lines, verify_lines
 from tor_agent.reconcile.agentstate import AgentState
+
+if TYPE_CHECKING:
+    from tor_agent.health.fabric_live import RouterLinks
 
 ONLY = click.option(
     "--only",
@@ -308,6 +310,7 @@ def verify(
 def verify_fabric(config: Path, fabric_file: Path | None, as_json: bool, only: str | None) -> None:
     """`verify --fabric`: the area's LSDB against the plan; exits."""
     from tor_agent.fabric.planned import VIEW_FILE, read_view
+    from tor_agent.health.fabric_live import FabricFinding, FabricReport, compare
 
     if only is not None:
         click.echo("tor-agent: --only does not apply with --fabric (it checks the whole fabric's LSDB)", err=True)

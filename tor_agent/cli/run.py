@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from tor_agent.cli.common import CONFIG_ENV, DEFAULT_CONFIG
-from tor_agent.cli.writing import CONTROL, STATE_DIR
+from tor_agent.cli.options import CONTROL, STATE_DIR
 from tor_agent.daemon.paths import DEFAULT_TEXTFILE, STATUS_FILE
 
 

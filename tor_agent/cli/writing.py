@@ -11,30 +11,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tor_agent.daemon.control import NoDaemon, request
-from tor_agent.daemon.paths import CONTROL_SOCKET
 from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, RuntimeFailure, TorAgentError
-from tor_agent.frr.ledger import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
     from tor_agent.reconcile.writer import Writer
 
 REQUEST_TIMEOUT_S = 300.0  # the daemon's pass: FRR, links, OVS; a slow switch CPU takes a while
-
-STATE_DIR = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    envvar="TOR_AGENT_STATE_DIR",
-    help="tor-agent's records: FRR interfaces it configured, the history, drain state (env TOR_AGENT_STATE_DIR).",
-)
-CONTROL = click.option(
-    "--control-socket",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=CONTROL_SOCKET,
-    show_default=True,
-    help="The running agent's control socket: while an agent runs, it makes the change.",
-)
 
 
 class DaemonRefused(TorAgentError):
