@@ -32,6 +32,7 @@ they are commands the bench starts (vtysh, ovs-vsctl, frr-reload.py); FRR's and 
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import ipaddress
 import json
@@ -838,6 +839,8 @@ def main(argv: Sequence[str]) -> int:
     except realise.LabError as e:
         raise SystemExit(f"cannot run: {e}") from e
     os.environ.setdefault("TOR_AGENT", env["TOR_AGENT"])
+    # the measured tree's bytecode, as the Debian package's install (py3compile) leaves it on a switch
+    compileall.compile_dir(args.tree / "tor_agent", quiet=1)
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; tor-agent {env['TOR_AGENT']}")
     with lab_lock(topo.name):
         was_up = realise.is_up(topo)

@@ -10,6 +10,7 @@ what stays.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import os
 import select
@@ -105,6 +106,14 @@ def tools_env(topo: Topology, strict: bool = True) -> dict[str, str]:
     return env
 
 
+def byte_compile(tools: dict[str, str]) -> None:
+    """Byte-compile the source tree's tor_agent when the nodes run it, as the Debian package's install does
+    (py3compile): otherwise, where bytecode is not written (PYTHONDONTWRITEBYTECODE), every tor-agent process in
+    the lab compiles its modules from source at each start. Up-to-date files are skipped."""
+    if "PYTHONPATH" in tools:  # the nodes import the tree, not the installed package
+        compileall.compile_dir(REPO / "tor_agent", quiet=1)
+
+
 def installed(tor_agent: str) -> bool:
     """True for the Debian package's tor-agent: then the nodes run the installed package, not the tree."""
     return os.path.realpath(tor_agent) == "/usr/bin/tor-agent"
@@ -164,6 +173,7 @@ def up(topo: Topology, wait: Callable[[Topology, State], None] | None = None) ->
     if missing:
         raise LabError("this machine lacks: " + ", ".join(missing))
     tools = tools_env(topo)
+    byte_compile(tools)
     down(topo)
     t = Timings()
     start = time.monotonic()
