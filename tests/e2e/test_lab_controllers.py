@@ -14,7 +14,6 @@ Forwarding is the lab app's alone (learning, split horizon). Everything is put b
 from __future__ import annotations
 
 import copy
-import ipaddress
 import json
 import re
 import signal
@@ -31,6 +30,9 @@ import pytest
 import yaml
 
 from labs.containerlab.controller.lab_ca import LabCa, make_ca
+from labs.labkit.fabric import tenant_address
+from labs.labkit.frames import mac
+from labs.labkit.hosts import move_back, move_vm, pings, reply_times
 from labs.labkit.lab import Lab
 from labs.labkit.nodes import Background, background, paused_agents
 from labs.nslab import realise
@@ -196,20 +198,6 @@ def alarmed(lab: Lab, leaf: str, kind: str, subject: str, name: str = "keeper.js
 # --- hosts -------------------------------------------------------------------------------------------------
 
 
-def tenant_address(lab: Lab, host: str) -> str:
-    (line,) = [e for e in lab.nodes[host].exec if e.startswith("ip address add")]
-    return str(ipaddress.IPv4Interface(line.split()[3]).ip)
-
-
-def pings(lab: Lab, src: str, address: str, count: int = 1, interval: float = 0.1) -> bool:
-    done = lab.exec(src, "ping", "-c", str(count), "-i", str(interval), "-W", "1", address, check=False)
-    return done.returncode == 0 and " 0% packet loss" in done.stdout
-
-
-def mac(lab: Lab, host: str) -> str:
-    return str(lab.json(host, "ip", "-j", "link", "show", "dev", "eth1")[0]["address"])
-
-
 # --- fixtures ----------------------------------------------------------------------------------------------
 
 
@@ -279,13 +267,13 @@ def test_two_controllers_connected_at_once(two: Setup) -> None:
 
 def test_a_host_newly_attached_reaches_the_others_without_configuration(two: Setup) -> None:
     lab = two.lab
-    wait_for(lambda: pings(lab, "host1", tenant_address(lab, "host2")), 10, "host1 to reach host2")
+    wait_for(lambda: pings(lab.topo, "host1", tenant_address(lab.topo, "host2")), 10, "host1 to reach host2")
     address = "198.51.100.14"
     lab.exec("host4", "ip", "address", "add", f"{address}/24", "dev", "eth1")
     try:
         for other in ("host1", "host2", "host3"):
-            wait_for(partial(pings, lab, "host4", tenant_address(lab, other)), 5, f"host4 to reach {other}")
-            assert pings(lab, other, address, count=3)
+            wait_for(partial(pings, lab.topo, "host4", tenant_address(lab.topo, other)), 5, f"host4 to reach {other}")
+            assert pings(lab.topo, other, address, count=3)
     finally:
         lab.exec("host4", "ip", "address", "del", f"{address}/24", "dev", "eth1")
 
@@ -305,12 +293,12 @@ def test_one_controller_stops_the_other_keeps_the_switch(two: Setup, record: Rec
             GRACE_S + 5,
             f"{leaf}'s alarm for A",
         )
-    assert pings(lab, "host1", tenant_address(lab, "host3"), count=5)
+    assert pings(lab.topo, "host1", tenant_address(lab.topo, "host3"), count=5)
 
 
 def test_both_stopped_traffic_that_flows_keeps_flowing(two: Setup) -> None:
     lab = two.lab
-    assert pings(lab, "host1", tenant_address(lab, "host2"), count=3)  # learned while the controllers were up
+    assert pings(lab.topo, "host1", tenant_address(lab.topo, "host2"), count=3)  # learned while the controllers were up
     two.b.stop()
     for leaf in KEEPERS:
         wait_for(
@@ -318,8 +306,8 @@ def test_both_stopped_traffic_that_flows_keeps_flowing(two: Setup) -> None:
             GRACE_S + 5,
             f"{leaf}'s all-down alarm",
         )
-    assert pings(lab, "host1", tenant_address(lab, "host2"), count=20, interval=0.05)
-    assert pings(lab, "host2", tenant_address(lab, "host1"), count=20, interval=0.05)
+    assert pings(lab.topo, "host1", tenant_address(lab.topo, "host2"), count=20, interval=0.05)
+    assert pings(lab.topo, "host2", tenant_address(lab.topo, "host1"), count=20, interval=0.05)
     done = agent(lab, "leaf1", "verify", INTENT)
     assert done.returncode == 1 and "no controller connected" in done.stdout, done.stdout
 
@@ -402,46 +390,33 @@ def test_vm_migration_traffic_resumes_within_1s_and_the_underlay_is_untouched(tw
     lab = two.lab
     if two.b.running is None:
         two.b.start()
-    vm, vm_mac, peer = tenant_address(lab, "host1"), mac(lab, "host1"), "host2"
-    spare_mac = mac(lab, "host4")
-    wait_for(lambda: pings(lab, peer, vm, count=3), 10, "host2 to reach the VM on leaf1")
+    vm, vm_mac, peer = tenant_address(lab.topo, "host1"), mac(lab.topo, "host1"), "host2"
+    spare_mac = mac(lab.topo, "host4")
+    wait_for(lambda: pings(lab.topo, peer, vm, count=3), 10, "host2 to reach the VM on leaf1")
     before = ospf_state(lab)
     probe = start(lab, peer, ["ping", "-D", "-i", "0.01", "-W", "0.2", vm], two.tmp / "migration-ping.log")
     try:
         wait_for(lambda: probe.text().count("bytes from") >= 20, 5, "the probe running")
-        lab.exec("host1", "ip", "link", "set", "eth1", "down")  # the VM leaves leaf1 ...
-        lab.exec("host4", "ip", "link", "set", "eth1", "down")
-        lab.exec("host4", "ip", "link", "set", "eth1", "address", vm_mac)
-        lab.exec("host4", "sysctl", "-qw", "net.ipv4.conf.eth1.arp_notify=1")  # announce itself, as hypervisors do
-        lab.exec("host4", "ip", "address", "add", f"{vm}/24", "dev", "eth1")
-        lab.exec("host4", "ip", "link", "set", "eth1", "up")  # ... and is attached to leaf3
+        move_vm(lab.topo, "host1", "host4", vm, vm_mac)  # from leaf1 to leaf3
         attached = time.time()
-        wait_for(lambda: replies_after(probe.text(), attached), 5, "replies from the VM on leaf3")
-        outage = replies_after(probe.text(), attached)[0] - attached
+        wait_for(lambda: [t for t in reply_times(probe.text()) if t > attached], 5, "replies from the VM on leaf3")
+        outage = min(t for t in reply_times(probe.text()) if t > attached) - attached
     finally:
         probe.stop(signal.SIGINT)
-        lab.exec("host4", "ip", "link", "set", "eth1", "down", check=False)
-        lab.exec("host4", "ip", "address", "flush", "dev", "eth1", check=False)
-        lab.exec("host4", "ip", "link", "set", "eth1", "address", spare_mac, check=False)
-        lab.exec("host4", "ip", "link", "set", "eth1", "up", check=False)
-        lab.exec("host1", "ip", "link", "set", "eth1", "up", check=False)
-    wait_for(lambda: pings(lab, "host1", tenant_address(lab, peer)), 10, "the VM back on leaf1 (learned again)")
+        move_back(lab.topo, "host1", "host4", spare_mac)
+    wait_for(
+        lambda: pings(lab.topo, "host1", tenant_address(lab.topo, peer)), 10, "the VM back on leaf1 (learned again)"
+    )
     record("controllers: VM moved leaf1 -> leaf3, traffic back after re-attachment in", f"{outage * 1000:.0f} ms")
     assert outage < MIGRATION_BUDGET_S
     assert ospf_state(lab) == before, "the move changed OSPF"
-    assert pings(lab, peer, vm, count=3)
+    assert pings(lab.topo, peer, vm, count=3)
 
 
 def refused(lab: Lab, leaf: str, target: str) -> dict[str, Any] | None:
     """The leaf's view of `target` once OVS has recorded an error for it, else None."""
     found = controllers(lab, leaf)[target]
     return found if found["last_error"] and not found["connected"] else None
-
-
-def replies_after(text: str, since: float) -> list[float]:
-    """Wall-clock times (ping -D) of echo replies after `since`."""
-    times = [float(m[1]) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", text, re.M)]
-    return [t for t in times if t > since]
 
 
 @pytest.fixture(scope="module")
@@ -471,7 +446,7 @@ def test_ssl_controllers_connect_and_a_wrong_ca_does_not(two: Setup, pki: tuple[
         leaf3 = wait_for(lambda: refused(lab, "leaf3", target), 15, "leaf3 to report the refused TLS session")
         assert dpid(lab, "leaf3") not in instance.connections() and not leaf3["connected"]
         record("controllers: leaf3 with a wrong CA", f"not connected (OVS: {leaf3['state']}, {leaf3['last_error']})")
-        assert pings(lab, "host1", tenant_address(lab, "host2"), count=3)
+        assert pings(lab.topo, "host1", tenant_address(lab.topo, "host2"), count=3)
     finally:
         for leaf in lab.role("leaf"):
             use_intent(lab, leaf, leaf_intent(lab, leaf, list(two.targets)), two.tmp)

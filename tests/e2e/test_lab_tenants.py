@@ -27,6 +27,7 @@ import pytest
 
 from labs.labkit import frames
 from labs.labkit.fabric import tenant_address
+from labs.labkit.hosts import move_back, move_vm, pings, reply_times
 from labs.labkit.lab import NODE_START, Lab
 from labs.labkit.nodes import INTENT, Background, background, tor_agent
 from labs.labkit.tenants import STATE_FILE, NetworkApi, seed
@@ -78,14 +79,9 @@ def restore(api: NetworkApi, doc: dict[str, Any]) -> None:
     assert configured(api) == want
 
 
-def pings(lab: Lab, src: str, address: str, count: int = 1) -> bool:
-    done = lab.exec(src, "ping", "-c", str(count), "-i", "0.1", "-W", "1", address, check=False)
-    return done.returncode == 0 and " 0% packet loss" in done.stdout
-
-
 def every_pair_pings(lab: Lab, hosts: tuple[str, ...], count: int = 1) -> list[str]:
     pairs = itertools.permutations(hosts, 2)
-    return [f"{a} -> {b}" for a, b in pairs if not pings(lab, a, tenant_address(lab.topo, b), count)]
+    return [f"{a} -> {b}" for a, b in pairs if not pings(lab.topo, a, tenant_address(lab.topo, b), count)]
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +204,7 @@ def test_attach_and_detach_take_effect_within_1s(tenants: Tenants, record: Recor
         )
         assert max(delays.values()) < BUDGET_S, delays
         lab.exec("host4", "ip", "address", "add", SPARE_ADDRESS, "dev", "eth1")
-        wait_until(lambda: pings(lab, "host4", tenant_address(lab.topo, "red1")), 5, 0.1, "host4 to ping red1")
+        wait_until(lambda: pings(lab.topo, "host4", tenant_address(lab.topo, "red1")), 5, 0.1, "host4 to ping red1")
 
         gone = api.detach("red", *SPARE)
         assert gone.status == 200
@@ -228,11 +224,6 @@ def test_attach_and_detach_take_effect_within_1s(tenants: Tenants, record: Recor
 # --- a VM moves ------------------------------------------------------------------------------------------------
 
 
-def replies(text: str) -> list[float]:
-    """Wall-clock times (ping -D) of echo replies."""
-    return [float(m[1]) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", text, re.M)]
-
-
 def test_a_vm_moving_to_another_leaf_resumes_within_1s_and_the_other_network_never_sees_it(
     tenants: Tenants, record: Record
 ) -> None:
@@ -243,22 +234,19 @@ def test_a_vm_moving_to_another_leaf_resumes_within_1s_and_the_other_network_nev
     move_spare(tenants, "blue", "red")
     vm_mac, vm = frames.mac(lab.topo, "red1"), tenant_address(lab.topo, "red1")
     spare_mac = frames.mac(lab.topo, "host4")
-    wait_until(lambda: pings(lab, "red2", vm, count=3), 10, 0.1, "red2 to reach the VM on leaf1")
+    wait_until(lambda: pings(lab.topo, "red2", vm, count=3), 10, 0.1, "red2 to reach the VM on leaf1")
     red_ping = start_ping(tenants, "red2", vm, "0.01", "move-red")
     blue_ping = start_ping(tenants, "host2", tenant_address(lab.topo, "host1"), "0.02", "move-blue")
     token = f"moved-{uuid.uuid4().hex[:8]}"
     running = sniffers(tenants, (*BLUE, "red2"), token)
     try:
-        wait_until(lambda: len(replies(red_ping.log.read_text())) >= 20, 5, 0.05, "the red probe running")
-        lab.exec("red1", "ip", "link", "set", "eth1", "down")  # the VM leaves leaf1 ...
-        lab.exec("host4", "ip", "link", "set", "eth1", "down")
-        lab.exec("host4", "ip", "link", "set", "eth1", "address", vm_mac)
-        lab.exec("host4", "sysctl", "-qw", "net.ipv4.conf.eth1.arp_notify=1")  # announce itself, as hypervisors do
-        lab.exec("host4", "ip", "address", "add", f"{vm}/24", "dev", "eth1")
-        lab.exec("host4", "ip", "link", "set", "eth1", "up")  # ... and is attached to leaf3
+        wait_until(lambda: len(reply_times(red_ping.log.read_text())) >= 20, 5, 0.05, "the red probe running")
+        move_vm(lab.topo, "red1", "host4", vm, vm_mac)  # from leaf1 to leaf3
         attached = frames.now()
-        wait_until(lambda: [r for r in replies(red_ping.log.read_text()) if r > attached], 5, 0.02, "the VM's replies")
-        outage = min(r for r in replies(red_ping.log.read_text()) if r > attached) - attached
+        wait_until(
+            lambda: [r for r in reply_times(red_ping.log.read_text()) if r > attached], 5, 0.02, "the VM's replies"
+        )
+        outage = min(r for r in reply_times(red_ping.log.read_text()) if r > attached) - attached
         frames.send(lab.topo, "host4", token, [frames.BROADCAST, frames.NOBODY], count=5)
         wait_until(lambda: len(running["red2"].arrivals()) >= 10, 5, 0.05, "the moved VM's frames at red2")
         reds = api.networks()["red"]["macs"]
@@ -267,11 +255,7 @@ def test_a_vm_moving_to_another_leaf_resumes_within_1s_and_the_other_network_nev
         stop_all(running)
         red_ping.stop(signal.SIGINT)
         blue_ping.stop(signal.SIGINT)
-        lab.exec("host4", "ip", "link", "set", "eth1", "down", check=False)
-        lab.exec("host4", "ip", "address", "flush", "dev", "eth1", check=False)
-        lab.exec("host4", "ip", "link", "set", "eth1", "address", spare_mac, check=False)
-        lab.exec("host4", "ip", "link", "set", "eth1", "up", check=False)
-        lab.exec("red1", "ip", "link", "set", "eth1", "up", check=False)
+        move_back(lab.topo, "red1", "host4", spare_mac)
         restore(api, tenants.seed)
     record("tenants: VM moved leaf1 -> leaf3 in red, replies again after re-attachment", f"{outage * 1000:.0f} ms")
     assert outage < BUDGET_S
@@ -281,7 +265,7 @@ def test_a_vm_moving_to_another_leaf_resumes_within_1s_and_the_other_network_nev
     sent, got = ping_summary(blue_ping.log.read_text())
     record("tenants: blue's host2 -> host1 during red's move", f"{got}/{sent} replies")
     assert sent > 20 and got == sent, blue_ping.log.read_text()[-400:]
-    wait_until(lambda: pings(lab, "red2", vm), 10, 0.1, "the VM back on leaf1 (learned again)")
+    wait_until(lambda: pings(lab.topo, "red2", vm), 10, 0.1, "the VM back on leaf1 (learned again)")
 
 
 def start_ping(t: Tenants, src: str, address: str, interval: str, name: str) -> Background:
@@ -319,12 +303,12 @@ def test_controller_restart_traffic_keeps_flowing_and_the_networks_come_back(ten
         start_ping(tenants, "red1", tenant_address(lab.topo, "red2"), "0.05", "restart-red"),
     ]
     try:
-        wait_until(lambda: all(len(replies(p.log.read_text())) >= 10 for p in probes), 5, 0.05, "the probes")
+        wait_until(lambda: all(len(reply_times(p.log.read_text())) >= 10 for p in probes), 5, 0.05, "the probes")
         lab.exec("controller", "sh", "-c", "kill $(cat /run/os-ken.pid)")
         wait_until(lambda: not controller_running(lab), 10, 0.05, "the controller to stop")
         stopped = frames.now()
         wait_until(lambda: frames.now() > stopped + 2, 3, 0.1, "2 s without a controller")
-        assert all(replies(p.log.read_text())[-1] > stopped + 1.5 for p in probes), "traffic stopped with it"
+        assert all(reply_times(p.log.read_text())[-1] > stopped + 1.5 for p in probes), "traffic stopped with it"
         log_before = lab.exec("controller", "cat", "/var/log/os-ken.log").stdout
         started = lab.exec("controller", str(NODE_START), "controller", timeout=60)
         assert "started again" in started.stdout, started.stdout + started.stderr
@@ -333,7 +317,7 @@ def test_controller_restart_traffic_keeps_flowing_and_the_networks_come_back(ten
         assert lab.exec("controller", "cat", STATE_FILE).stdout == state
         assert api.detach("green", *SPARE).status == 200 and api.attach("blue", *SPARE).status == 200
         lab.exec("host4", "ip", "address", "add", SPARE_ADDRESS, "dev", "eth1")
-        wait_until(lambda: pings(lab, "host4", tenant_address(lab.topo, "host1")), 5, 0.1, "host4 in blue again")
+        wait_until(lambda: pings(lab.topo, "host4", tenant_address(lab.topo, "host1")), 5, 0.1, "host4 in blue again")
     finally:
         for probe in probes:
             probe.stop(signal.SIGINT)
@@ -434,13 +418,13 @@ def test_a_key_mode_change_is_a_normal_apply_and_tunnels_between_modes_carry_not
         wait_until(lambda: "BFD down" in verify(lab, "leaf3", str(fixed)).stdout, 10, 0.1, "leaf3's verify")
         wait_until(lambda: "198.18.0.13: BFD" in verify(lab, "leaf1").stdout, 10, 0.1, "leaf1's verify")
         wait_until(lambda: not live(lab, "leaf1", "gre-c612000d"), 5, 0.1, "the tunnel port not LIVE on leaf1")
-        assert not pings(lab, "host1", host3, count=3)
-        assert pings(lab, "host1", tenant_address(lab.topo, "host2"), count=3)  # leaf1 and leaf2 still agree
+        assert not pings(lab.topo, "host1", host3, count=3)
+        assert pings(lab.topo, "host1", tenant_address(lab.topo, "host2"), count=3)  # leaf1 and leaf2 still agree
     finally:
         assert tor_agent(lab.topo, "leaf3", "apply", INTENT).returncode == 0
         back = frames.now()
     assert tunnel_ports(lab, "leaf3") == before
-    wait_until(lambda: pings(lab, "host1", host3), 15, 0.05, "host1 to reach host3 again")
+    wait_until(lambda: pings(lab.topo, "host1", host3), 15, 0.05, "host1 to reach host3 again")
     record("tenants: key mode back in agreement, host1 reaches host3 after", f"{frames.now() - back:.2f} s")
     wait_until(lambda: verify(lab, "leaf3").returncode == 0, 15, 0.2, "leaf3 healthy again")
     wait_until(lambda: live(lab, "leaf1", "gre-c612000d"), 5, 0.1, "the tunnel port LIVE again on leaf1")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from labs.labkit import fabric
+from labs.labkit import fabric, hosts
 from labs.labkit.fabric import FabricLink, fabric_links
 from labs.labkit.faults import silent_failure
 from labs.labkit.lab import FABRIC_LEAF4, Lab
@@ -196,8 +196,8 @@ def overlay(converged: Lab, wait_until: Any) -> Iterator[Lab]:
 
 
 def pings(lab: Lab, src: str, dst: str, count: int = 1) -> bool:
-    done = lab.exec(src, "ping", "-c", str(count), "-i", "0.1", "-W", "1", tenant_address(lab, dst), check=False)
-    return done.returncode == 0 and " 0% packet loss" in done.stdout
+    """Host `src` reaches host `dst`'s tenant address."""
+    return hosts.pings(lab.topo, src, tenant_address(lab, dst), count)
 
 
 HOSTS = ("host1", "host2", "host3")  # tenant blue, one per leaf
