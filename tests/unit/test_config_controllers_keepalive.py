@@ -107,7 +107,7 @@ def b_down_for_30_s(monkeypatch: pytest.MonkeyPatch) -> None:
     def underlay(intent: Intent) -> UnderlayState:
         return state
 
-    def ovs(intent: Intent, remote: str = "", probe: bool = False) -> ControllersStatus:
+    def ovs(intent: Intent, *_: object, **__: object) -> ControllersStatus:
         down = (("sec_since_disconnect", "30"), ("state", "BACKOFF"))
         rows = [
             ControllerState("br-tor", A, True, ControllerSpec(A), True, "other", (("state", "ACTIVE"),)),

@@ -46,7 +46,7 @@ def recorded_ovs(monkeypatch: pytest.MonkeyPatch, connected: bool | None, **stat
     def underlay(intent: Intent) -> UnderlayState:
         return state
 
-    def ovs(intent: Intent, remote: str = "", probe: bool = False) -> ControllersStatus:
+    def ovs(intent: Intent, *_: object, **__: object) -> ControllersStatus:
         if connected is None:
             raise OvsdbUnavailable("unix:/run/openvswitch/db.sock", "cannot connect: No such file or directory")
         spec = ControllerSpec(A, 5000, 2000, "out-of-band")

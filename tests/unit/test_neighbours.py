@@ -310,7 +310,7 @@ def run(
     monkeypatch.setattr(health_cli, "read_lldp", read_lldp)
     monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))  # not these tests' subject
     monkeypatch.setattr(health_cli, "check_parts", lambda intent, only=None: [])
-    monkeypatch.setattr(health_cli, "check_controllers", lambda intent, verifying: (None, []))
+    monkeypatch.setattr(health_cli, "check_controllers", lambda intent, ovsdb, verifying: (None, []))
     result = runner().invoke(main, [*args, str(LIVE / variant / node / "agent.yaml")])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.stdout, result.stderr
@@ -380,7 +380,7 @@ def test_lldpd_is_not_asked_without_expectations(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(health_cli, "read_lldp", lambda: pytest.fail("lldpd asked"))
     monkeypatch.setattr(health_cli, "check_overlay", lambda intent, read: (None, []))
     monkeypatch.setattr(health_cli, "check_parts", lambda intent, only=None: [])
-    monkeypatch.setattr(health_cli, "check_controllers", lambda intent, verifying: (None, []))
+    monkeypatch.setattr(health_cli, "check_controllers", lambda intent, ovsdb, verifying: (None, []))
     result = runner().invoke(main, ["verify", str(bare)])
     assert (result.exit_code, result.stdout) == (0, "leaf01: underlay healthy: 2/2 uplinks Full, 0 VTEP route(s)\n")
 

@@ -20,6 +20,7 @@ from tor_agent.health.controllers import DEFAULT_GRACE_S
 if TYPE_CHECKING:
     from tor_agent.config.schema import Intent
     from tor_agent.health.controllers import ControllersStatus, ControllerStatus
+    from tor_agent.ovs.connection import OvsConnection
     from tor_agent.reconcile.controllers import ControllerKeeper
 
 DEFAULT_REMOTE = "unix:/run/openvswitch/db.sock"  # as tor_agent.ovs.connection (imported only when used)
@@ -44,17 +45,22 @@ GRACE = click.option(
 )
 
 
-def read_controllers(intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool = False) -> ControllersStatus:
-    """The controllers of the intent's overlay bridge: OVSDB's Controller rows and SSL row, ovs-vswitchd's own
-    TCP connections (in this namespace's TCP table: run it in the switch's) and, with `probe`, a TCP connect
-    to each controller the switch is not connected to."""
+def read_controllers(
+    intent: Intent, remote: str = DEFAULT_REMOTE, probe: bool = False, conn: OvsConnection | None = None
+) -> ControllersStatus:
+    """The controllers of the intent's overlay bridge: OVSDB's Controller rows and SSL row (through `conn`, else
+    a connection of its own to `remote`), ovs-vswitchd's own TCP connections (in this namespace's TCP table: run
+    it in the switch's) and, with `probe`, a TCP connect to each controller the switch is not connected to."""
     from tor_agent.health.controllers import controllers_status, endpoint
     from tor_agent.net.sockets import DaemonSockets
-    from tor_agent.ovs.connection import OvsConnection  # the ovs library: only for commands that use it
 
-    with OvsConnection.open(remote, OVSDB_TIMEOUT_S) as conn:
-        rows = conn.controllers()
-        ssl = conn.snapshot().ssl
+    if conn is None:
+        from tor_agent.ovs.connection import OvsConnection  # the ovs library: only for commands that use it
+
+        with OvsConnection.open(remote, OVSDB_TIMEOUT_S) as own:
+            return read_controllers(intent, remote, probe, own)
+    rows = conn.controllers()
+    ssl = conn.snapshot().ssl
     vswitchd = DaemonSockets()
     try:
         established = vswitchd.endpoints(frozenset(e for r in rows if (e := endpoint(r.canonical)) is not None))

@@ -34,6 +34,7 @@ from tor_agent.reconcile.agentstate import AgentState
 
 if TYPE_CHECKING:
     from tor_agent.health.fabric_live import RouterLinks
+    from tor_agent.ovs.connection import OvsConnection
 
 ONLY = click.option(
     "--only",
@@ -60,18 +61,50 @@ def read_parts(intent: Intent) -> list[MissingPart]:
     return read(intent)
 
 
-def read_overlay(intent: Intent) -> OverlayState:
+class Ovsdb:
+    """The one OVSDB connection a command's readers share: opened by the first reader that asks (a command that
+    reads no OVSDB never loads the ovs library), closed when the command is done. A failed open is not tried
+    again: the next reader gets the same error at once."""
+
+    def __init__(self, remote: str | None = None) -> None:
+        self._remote = remote  # None: the switch's own (unix:/run/openvswitch/db.sock)
+        self._conn: OvsConnection | None = None
+        self._failed: RuntimeFailure | None = None
+
+    def __call__(self) -> OvsConnection:
+        if self._failed is not None:
+            raise self._failed
+        if self._conn is None:
+            from tor_agent.cli.controllers import DEFAULT_REMOTE, OVSDB_TIMEOUT_S
+            from tor_agent.ovs.connection import OvsConnection
+
+            try:
+                self._conn = OvsConnection.open(self._remote or DEFAULT_REMOTE, OVSDB_TIMEOUT_S)
+            except RuntimeFailure as e:
+                self._failed = e
+                raise
+        return self._conn
+
+    def __enter__(self) -> Ovsdb:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def read_overlay(intent: Intent, ovsdb: Ovsdb) -> OverlayState:
     """The overlay as OVSDB, ovs-vswitchd and the kernel have it (tor_agent.health.readers)."""
     from tor_agent.health.readers import read_overlay as read
 
-    return read(intent)
+    return read(intent, ovsdb())
 
 
-def read_controllers(intent: Intent) -> ControllersStatus:
+def read_controllers(intent: Intent, ovsdb: Ovsdb) -> ControllersStatus:
     """The controllers of the intent's overlay bridge (tor_agent.cli.controllers)."""
     from tor_agent.cli.controllers import read_controllers as read
 
-    return read(intent)
+    return read(intent, conn=ovsdb())
 
 
 def read_lldp() -> tuple[LldpNeighbour, ...]:
@@ -129,14 +162,16 @@ def check_parts(intent: Intent, only: str | None = None) -> list[MissingPart]:
     return [p for p in parts if not p.subject.startswith("overlay.")] if only == "underlay" else parts
 
 
-def check_controllers(intent: Intent, verifying: bool) -> tuple[ControllersStatus | None, list[ControllerAlarm]]:
+def check_controllers(
+    intent: Intent, ovsdb: Ovsdb, verifying: bool
+) -> tuple[ControllersStatus | None, list[ControllerAlarm]]:
     """The controllers section: None and no alarm when the intent has no controllers (spines); an alarm
     naming the error when OVSDB cannot be read. Alarms wait the intent's `controllers.alarm_grace_s`;
     `verifying`: no controller connected fails at once."""
     if intent.controllers is None or intent.overlay is None:
         return None, []
     try:
-        st = read_controllers(intent)
+        st = read_controllers(intent, ovsdb)
     except RuntimeFailure as e:
         return None, [ControllerAlarm("read", intent.overlay.bridge, f"cannot read the controllers: {e}")]
     grace = alarm_grace_s(intent)
@@ -192,8 +227,9 @@ def status(config: Path, as_json: bool, only: str | None, state_dir: Path) -> No
     parts = check_parts(intent, only)
     if only == "underlay":
         intent = dataclasses.replace(intent, overlay=None, controllers=None)
-    ctl, alarms = check_controllers(intent, verifying=False)
-    ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
+    with Ovsdb() as ovsdb:
+        ctl, alarms = check_controllers(intent, ovsdb, verifying=False)
+        ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent, ovsdb))
     if as_json:
         degraded = [p.as_json() for p in (*parts, *problems, *miscabled, *alarms, *ov_problems)]
         extra = {"controllers": ctl.as_json() if ctl is not None else None} if intent.controllers is not None else {}
@@ -285,8 +321,9 @@ def verify(
     drained = drained_finding(state_dir, allow_drained)
     if only == "underlay":
         intent = dataclasses.replace(intent, overlay=None, controllers=None)
-    ctl, alarms = check_controllers(intent, verifying=True)
-    ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent))
+    with Ovsdb() as ovsdb:
+        ctl, alarms = check_controllers(intent, ovsdb, verifying=True)
+        ov, ov_problems = check_overlay(intent, lambda: read_overlay(intent, ovsdb))
     hostname = intent.node.hostname
     if as_json:
         degraded = [p.as_json() for p in (*drained, *parts, *problems, *miscabled, *alarms, *ov_problems)]

@@ -8,6 +8,7 @@ import json
 import subprocess
 from collections.abc import Callable
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 
 from tor_agent.config.schema import Intent
 from tor_agent.frr.vty import Vty, VtyShow
@@ -25,6 +26,9 @@ from tor_agent.net import interface_names, kernel_routes
 from tor_agent.ovs.routes import OvsRouteTable
 from tor_agent.ovs.state import OvsSnapshot
 
+if TYPE_CHECKING:
+    from tor_agent.ovs.connection import OvsConnection
+
 SHOW_TIMEOUT_S = 10.0  # a show command answers in ~20 ms; a stuck daemon must not hang a periodic verify
 LLDP_TIMEOUT_S = 5.0  # lldpcli answers in a few ms
 
@@ -39,13 +43,10 @@ def read_underlay(
     return collect(frr, routes, bfd=bfd_enabled(intent))
 
 
-def read_overlay(intent: Intent, remote: str | None = None) -> OverlayState:
-    """The overlay as OVSDB, ovs-vswitchd and the kernel have it now."""
-    from tor_agent.ovs.connection import DEFAULT_REMOTE, OvsConnection
-
+def read_overlay(intent: Intent, conn: OvsConnection) -> OverlayState:
+    """The overlay as OVSDB (through `conn`), ovs-vswitchd and the kernel have it now."""
     kernel = kernel_routes()
-    with OvsConnection.open(remote or DEFAULT_REMOTE) as conn:
-        snap = conn.snapshot(full=True)
+    snap = conn.snapshot(full=True)
     table = OvsRouteTable()
     bfd = table.bfd_states() if intent.overlay is not None and intent.overlay.tunnels.bfd else {}
     routes = table.show() if uplink_bridges(intent) else None
