@@ -21,15 +21,14 @@ from ipaddress import IPv4Address, IPv4Network
 
 from tor_agent.model.routes import MAIN_TABLE, ROUTE_TYPES, KernelNexthop, KernelRoute, protocol_name
 from tor_agent.net.errors import NetError
+from tor_agent.net.nlmsg import HEADER, aligned, attributes
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV4_ROUTE = 0x40
 RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE = 16, 17, 20, 21, 24, 25
-_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr: length, type, flags, sequence, port id
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
-_RTATTR = struct.Struct("=HH")  # length, type
 _RTNEXTHOP = struct.Struct("=HBBi")  # length, flags, hops, ifindex
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 5, 6, 9, 15
 RTNH_F_DEAD, RTNH_F_LINKDOWN = 0x1, 0x10
@@ -110,18 +109,18 @@ def classify(data: bytes, names: dict[int, str] | None = None) -> NetlinkChanges
     changes = NetlinkChanges()
     names = {} if names is None else names
     offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, kind, _, _, _ = _HEADER.unpack_from(data, offset)
-        if length < _HEADER.size:
+    while offset + HEADER.size <= len(data):
+        length, kind, _, _, _ = HEADER.unpack_from(data, offset)
+        if length < HEADER.size:
             break
         if kind in (RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR):
             changes.links = True
         elif kind in (RTM_NEWROUTE, RTM_DELROUTE):
             changes.routes = True
-            route = parse_route(data[offset + _HEADER.size : offset + length], names)
+            route = parse_route(data[offset + HEADER.size : offset + length], names)
             if route is not None:
                 changes.route_updates.append(RouteUpdate(route, deleted=kind == RTM_DELROUTE))
-        offset += (length + 3) & ~3
+        offset += aligned(length)
     return changes
 
 
@@ -133,7 +132,7 @@ def parse_route(body: bytes, names: dict[int, str]) -> KernelRoute | None:
     family, dst_len, _, _, table, protocol, _, kind, flags = _RTMSG.unpack_from(body)
     if family != socket.AF_INET:
         return None
-    attrs = dict(_attributes(body, _RTMSG.size, len(body)))
+    attrs = dict(attributes(body, _RTMSG.size))
     table = struct.unpack("=I", attrs[RTA_TABLE][:4])[0] if RTA_TABLE in attrs else table
     if table != MAIN_TABLE:
         return None
@@ -153,24 +152,15 @@ def parse_route(body: bytes, names: dict[int, str]) -> KernelRoute | None:
     )
 
 
-def _attributes(data: bytes, offset: int, end: int) -> Iterable[tuple[int, bytes]]:
-    while offset + _RTATTR.size <= end:
-        length, kind = _RTATTR.unpack_from(data, offset)
-        if length < _RTATTR.size:
-            return
-        yield kind & 0x3FFF, data[offset + _RTATTR.size : offset + length]  # without NLA_F_NESTED/NET_BYTEORDER
-        offset += (length + 3) & ~3
-
-
 def _multipath(data: bytes, names: dict[int, str]) -> Iterable[KernelNexthop]:
     offset = 0
     while offset + _RTNEXTHOP.size <= len(data):
         length, flags, _, ifindex = _RTNEXTHOP.unpack_from(data, offset)
         if length < _RTNEXTHOP.size:
             return
-        attrs = dict(_attributes(data, offset + _RTNEXTHOP.size, offset + length))
+        attrs = dict(attributes(data, offset + _RTNEXTHOP.size, offset + length))
         yield _nexthop(attrs.get(RTA_GATEWAY), ifindex, flags, names)
-        offset += (length + 3) & ~3
+        offset += aligned(length)
 
 
 def _nexthop(gateway: bytes | None, ifindex: int, flags: int, names: dict[int, str]) -> KernelNexthop:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tor_agent.net import nlmsg
 from tor_agent.net.errors import NftFailure
 from tor_agent.net.state import NftTable
 
@@ -28,9 +29,7 @@ NETLINK_NETFILTER = 12
 NFT_MSG_GETGEN = (10 << 8) | 16  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN
 NFT_MSG_NEWGEN = (10 << 8) | 15
 NFTA_GEN_ID = 1
-_NLMSG = struct.Struct("=IHHII")  # struct nlmsghdr
 _NFGENMSG = struct.Struct("=BBH")  # family, version, resource id (network order)
-_NLATTR = struct.Struct("=HH")
 
 
 @dataclass(frozen=True)
@@ -77,25 +76,20 @@ class Nft:
 def ruleset_generation() -> int | None:
     """The nftables ruleset's generation id in this network namespace: it moves with every change to any table
     (one netlink round trip, no process). None when it cannot be asked (no nf_tables, no CAP_NET_ADMIN)."""
-    request = _NLMSG.pack(_NLMSG.size + _NFGENMSG.size, NFT_MSG_GETGEN, 1, 1, 0) + _NFGENMSG.pack(0, 0, 0)
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER) as sock:
             sock.settimeout(5.0)
-            sock.send(request)
+            sock.send(nlmsg.message(NFT_MSG_GETGEN, _NFGENMSG.pack(0, 0, 0)))
             data = sock.recv(4096)
     except OSError:
         return None
-    if len(data) < _NLMSG.size + _NFGENMSG.size or _NLMSG.unpack_from(data)[1] != NFT_MSG_NEWGEN:
+    start = nlmsg.HEADER.size + _NFGENMSG.size
+    if len(data) < start or nlmsg.HEADER.unpack_from(data)[1] != NFT_MSG_NEWGEN:
         return None
-    offset = _NLMSG.size + _NFGENMSG.size
-    while offset + _NLATTR.size <= len(data):
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < _NLATTR.size:
-            break
-        if kind & 0x3FFF == NFTA_GEN_ID and length >= _NLATTR.size + 4:
-            value: int = struct.unpack_from("!I", data, offset + _NLATTR.size)[0]
-            return value
-        offset += (length + 3) & ~3
+    for kind, value in nlmsg.attributes(data, start):
+        if kind == NFTA_GEN_ID and len(value) >= 4:
+            generation: int = struct.unpack_from("!I", value)[0]
+            return generation
     return None
 
 

@@ -9,8 +9,6 @@ events); pyroute2 does the changes (tor_agent.net.netlink).
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -18,21 +16,17 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 from tor_agent.model.routes import KernelRoute
+from tor_agent.net import nlmsg
 from tor_agent.net.errors import NetError
 from tor_agent.net.monitor import parse_route
 
 RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE = 18, 22, 26
 RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU = 1, 3, 4
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _IFINFO = struct.Struct("=BxHiII")  # struct ifinfomsg: family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # struct ifaddrmsg: family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # struct rtmsg
-_ATTR = struct.Struct("=HH")
-_BUFFER = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -46,38 +40,12 @@ class LinkRecord:
     mac: str | None  # lowercase, colon-separated; None without a hardware address
 
 
-def _attributes(data: bytes, offset: int) -> dict[int, bytes]:
-    found = {}
-    while offset + _ATTR.size <= len(data):
-        length, kind = _ATTR.unpack_from(data, offset)
-        if length < _ATTR.size:
-            break
-        found[kind & 0x3FFF] = data[offset + _ATTR.size : offset + length]
-        offset += (length + 3) & ~3
-    return found
-
-
 def _dump(kind: int, request: bytes, what: str) -> Iterator[tuple[int, bytes]]:
     """(message type, body) of every message a dump of `kind` answers. Raises NetError."""
-    header = _HEADER.pack(_HEADER.size + len(request), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            sock.send(header + request)
-            while True:
-                data = sock.recv(_BUFFER)
-                offset = 0
-                while offset + _HEADER.size <= len(data):
-                    length, msg, _, _, _ = _HEADER.unpack_from(data, offset)
-                    if length < _HEADER.size:
-                        raise OSError(errno.EPROTO, "a netlink message shorter than its header")
-                    if msg == NLMSG_DONE:
-                        return
-                    if msg == NLMSG_ERROR:
-                        code = -struct.unpack_from("=i", data, offset + _HEADER.size)[0]
-                        raise OSError(code, os.strerror(code))
-                    yield msg, data[offset + _HEADER.size : offset + length]
-                    offset += (length + 3) & ~3
+            yield from nlmsg.dump(sock, kind, request)
     except OSError as e:
         raise NetError(f"cannot {what}: {e.strerror or e}") from e
 
@@ -89,7 +57,7 @@ def links() -> list[LinkRecord]:
         if msg != RTM_NEWLINK or len(body) < _IFINFO.size:
             continue
         _, _, index, flags, _ = _IFINFO.unpack_from(body)
-        attrs = _attributes(body, _IFINFO.size)
+        attrs = dict(nlmsg.attributes(body, _IFINFO.size))
         if IFLA_IFNAME not in attrs:
             continue
         mac = attrs.get(IFLA_ADDRESS)
@@ -112,7 +80,7 @@ def addresses() -> dict[int, set[IPv4Interface]]:
         if msg != RTM_NEWADDR or len(body) < _IFADDR.size:
             continue
         family, prefixlen, _, _, index = _IFADDR.unpack_from(body)
-        attrs = _attributes(body, _IFADDR.size)
+        attrs = dict(nlmsg.attributes(body, _IFADDR.size))
         local = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
         if family == socket.AF_INET and local is not None:
             found.setdefault(index, set()).add(IPv4Interface((IPv4Address(local[:4]), prefixlen)))

@@ -21,7 +21,6 @@ id instead. When neither tells, `DaemonSockets` says it cannot tell (None) rathe
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
 import socket
@@ -32,22 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from tor_agent.net import nlmsg
+
 Endpoint = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 TCP_ESTABLISHED = 1
 INET_DIAG_CGROUP_ID = 21  # an attribute every dump carries since Linux 5.9 (Debian 12: 6.1)
-_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _REQUEST = struct.Struct("=BBBxI48x")  # struct inet_diag_req_v2: family, protocol, ext, states, (any) sockid
 _EXACT = struct.Struct("=BBBxI48s")  # the same with a given sockid: one socket looked up, nothing walked
 _SOCKID = slice(4, 52)  # struct inet_diag_sockid within struct inet_diag_msg
 # struct inet_diag_msg: family, state, timer, retrans, sockid (sport, dport, src, dst, if, cookie), expires,
 # rqueue, wqueue, uid, inode
 _MSG = struct.Struct("=BBBB2s2s16s16sI8sIIIII")
-_ATTR = struct.Struct("=HH")  # struct rtattr: length, type
 _SIZES = {socket.AF_INET: 4, socket.AF_INET6: 16}
 
 VSWITCHD = "ovs-vswitchd"
@@ -73,14 +70,13 @@ def still_established(connection: TcpConnection) -> bool:
         return False
     family, sockid = connection.sockid
     request = _EXACT.pack(family, socket.IPPROTO_TCP, 0, 1 << TCP_ESTABLISHED, sockid)
-    header = _HEADER.pack(_HEADER.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
-        sock.send(header + request)
-        data = sock.recv(1 << 16)
-    if len(data) < _HEADER.size + _MSG.size:
+        sock.send(nlmsg.message(SOCK_DIAG_BY_FAMILY, request))
+        data = sock.recv(nlmsg.RECV_SIZE)
+    if len(data) < nlmsg.HEADER.size + _MSG.size:
         return False  # NLMSG_ERROR: ENOENT (gone), ESTALE (another socket with the same addresses)
-    _, kind, _, _, _ = _HEADER.unpack_from(data)
-    state = data[_HEADER.size + 1]
+    _, kind, _, _, _ = nlmsg.HEADER.unpack_from(data)
+    state = data[nlmsg.HEADER.size + 1]
     return bool(kind == SOCK_DIAG_BY_FAMILY and state == TCP_ESTABLISHED)
 
 
@@ -93,48 +89,28 @@ def established_tcp() -> frozenset[TcpConnection]:
 
 def _dump(sock: socket.socket, family: int) -> list[TcpConnection]:
     request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 1 << TCP_ESTABLISHED)
-    header = _HEADER.pack(_HEADER.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
-    sock.send(header + request)
-    found: list[TcpConnection] = []
-    while True:
-        data = sock.recv(1 << 16)
-        offset = 0
-        while offset + _HEADER.size <= len(data):
-            length, kind, _, _, _ = _HEADER.unpack_from(data, offset)
-            if kind == NLMSG_DONE:
-                return found
-            if kind == NLMSG_ERROR:
-                code = -struct.unpack_from("=i", data, offset + _HEADER.size)[0]
-                raise OSError(code, os.strerror(code))
-            if kind == SOCK_DIAG_BY_FAMILY:
-                found.append(_connection(data, offset + _HEADER.size, offset + length))
-            offset += (length + 3) & ~3
-            if length == 0:
-                raise OSError(errno.EPROTO, "a netlink message of length 0")
+    answers = nlmsg.dump(sock, SOCK_DIAG_BY_FAMILY, request)
+    return [_connection(body) for kind, body in answers if kind == SOCK_DIAG_BY_FAMILY]
 
 
-def _connection(data: bytes, offset: int, end: int) -> TcpConnection:
-    family, _, _, _, sport, dport, _, dst, _, _, _, _, _, _, inode = _MSG.unpack_from(data, offset)
+def _connection(body: bytes) -> TcpConnection:
+    family, _, _, _, sport, dport, _, dst, _, _, _, _, _, _, inode = _MSG.unpack_from(body)
     size = _SIZES[family]
     remote = ipaddress.ip_address(dst[:size])
     if isinstance(remote, ipaddress.IPv6Address) and remote.ipv4_mapped is not None:
         remote = remote.ipv4_mapped
     port = int.from_bytes(dport, "big")
-    cgroup = _cgroup(data, offset + _MSG.size, end)
-    sockid = (family, bytes(data[offset + _SOCKID.start : offset + _SOCKID.stop]))
+    cgroup = _cgroup(body)
+    sockid = (family, bytes(body[_SOCKID]))
     return TcpConnection(int.from_bytes(sport, "big"), (remote, port), inode, cgroup, sockid)
 
 
-def _cgroup(data: bytes, offset: int, end: int) -> int | None:
+def _cgroup(body: bytes) -> int | None:
     """INET_DIAG_CGROUP_ID among the attributes that follow the message."""
-    while offset + _ATTR.size <= end:
-        length, kind = _ATTR.unpack_from(data, offset)
-        if length < _ATTR.size:
-            return None
-        if kind == INET_DIAG_CGROUP_ID and length >= _ATTR.size + 8:
-            value: int = struct.unpack_from("=Q", data, offset + _ATTR.size)[0]
-            return value
-        offset += (length + 3) & ~3
+    for kind, value in nlmsg.attributes(body, _MSG.size):
+        if kind == INET_DIAG_CGROUP_ID and len(value) >= 8:
+            cgroup: int = struct.unpack_from("=Q", value)[0]
+            return cgroup
     return None
 
 
