@@ -9,14 +9,11 @@ Each runs as a Python process inside its node (`Sniffer`, `Stream`, `send`).
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labs.labkit.nodes import node_run
-from labs.nslab import realise
+from labs.labkit.nodes import Background, background, node_run
 from labs.nslab.topology import Topology
 from tor_agent.wait import wait_until
 
@@ -60,31 +57,8 @@ class Arrival:
     dst: str  # the frame's destination MAC
 
 
-@dataclass
-class _Process:
-    """A script running inside a node, its output in a host file; stopped by process id."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-def _start(topo: Topology, node: str, script: str, args: list[str], log: Path) -> _Process:
-    full, env = realise.exec_argv(topo, node, ["python3", "-c", script, *args])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
-    return _Process(proc, log)
+def _start(topo: Topology, node: str, script: str, args: list[str], log: Path) -> Background:
+    return background(topo, node, ["python3", "-c", script, *args], log)
 
 
 @dataclass
@@ -96,7 +70,7 @@ class Sniffer:
     token: str
     log: Path
     iface: str = "eth1"
-    running: _Process | None = field(default=None, repr=False)
+    running: Background | None = field(default=None, repr=False)
 
     def start(self) -> Sniffer:
         self.running = _start(self.topo, self.node, SNIFF, [self.iface, self.token], self.log)
@@ -127,7 +101,7 @@ class Stream:
     log: Path
     interval: float = 0.005
     iface: str = "eth1"
-    running: _Process | None = field(default=None, repr=False)
+    running: Background | None = field(default=None, repr=False)
 
     def start(self) -> Stream:
         args = [self.iface, self.token, "0", str(self.interval), *self.dsts]
