@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -28,9 +28,6 @@ from tor_agent.cli.writing import (
     stages_json,
 )
 from tor_agent.errors import EXIT_INVALID, EXIT_RUNTIME, TorAgentError
-
-if TYPE_CHECKING:
-    pass
 
 EXIT_PENDING = 3  # `diff --exit-code`: changes pending (1 and 2 keep their meaning: failure, invalid input)
 

@@ -74,5 +74,8 @@ class CpuTimes:
         """Own and children's."""
         return self.own + self.children
 
+    def __add__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.own + other.own, self.children + other.children)
+
     def __sub__(self, other: CpuTimes) -> CpuTimes:
         return CpuTimes(self.own - other.own, self.children - other.children)

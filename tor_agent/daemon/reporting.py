@@ -57,7 +57,7 @@ class Reporter:
         """Count the CPU time one pass of `scope` took (the agent's threads and the processes it ran)."""
         entry = self.pass_cpu.setdefault(scope, PassCpu())
         entry.passes += 1
-        entry.total = CpuTimes(entry.total.own + used.own, entry.total.children + used.children)
+        entry.total += used
         entry.last = used
         self.metrics.pass_cpu_seconds[scope] = entry.total.total
 
